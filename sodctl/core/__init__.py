@@ -4,7 +4,12 @@ Both engines (local and verl) call exactly these. Shapes are named by suffix:
 ``B`` batch, ``T`` response tokens, ``S`` steps.
 """
 
-from sodctl.core.advantages import AdvantageOutput, AdvantageSpec, compute_advantages, divergence_metrics
+from sodctl.core.advantages import (
+    AdvantageOutput,
+    AdvantageSpec,
+    compute_advantages,
+    divergence_metrics,
+)
 from sodctl.core.grpo import group_advantages, group_ids_for
 from sodctl.core.opd import opd_advantages, opd_reinforce_loss, opd_signal
 from sodctl.core.patterns import (
@@ -28,7 +33,15 @@ from sodctl.core.sod import (
     step_divergence,
     uniform_step_weights,
 )
-from sodctl.core.steps import Steps, broadcast_steps, find_steps, last_step_values, step_spans, step_sums, step_token_counts
+from sodctl.core.steps import (
+    Steps,
+    broadcast_steps,
+    find_steps,
+    last_step_values,
+    step_spans,
+    step_sums,
+    step_token_counts,
+)
 
 __all__ = [
     "ERRONEOUS", "LOSS_AGG_MODES", "NO_ERROR", "NO_STEPS", "PATTERN_NAMES", "RECOVERY", "STABLE",
