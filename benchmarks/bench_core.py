@@ -27,7 +27,9 @@ from reference_loops import ref_sod_token_weights, ref_sod_token_weights_itemwis
 from sodctl.core import AdvantageSpec, compute_advantages, group_ids_for, sod_token_weights  # noqa: E402
 
 
-def make_batch(B: int, T: int, steps: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_batch(
+    B: int, T: int, steps: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Log-probs and a response mask with ``steps`` generated runs separated by observation runs."""
     g = torch.Generator().manual_seed(seed)
     old = -torch.rand(B, T, generator=g) * 3
@@ -56,7 +58,9 @@ def best_of(fn, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="smaller batch for part 2 (128 rows) and fewer repeats")
+    ap.add_argument(
+        "--quick", action="store_true", help="smaller batch for part 2 (128 rows) and fewer repeats"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, threads={torch.get_num_threads()}")
@@ -74,7 +78,9 @@ def main() -> None:
     err = (vec.double() - torch.tensor(loop_item, dtype=torch.float64)).abs().max().item()
     print(f"\n[1] SOD token weights, {B} x {T:,} tokens, {S} steps/seq")
     print(f"  vectorised            {t_vec * 1e3:9.2f} ms  ({t_vec / B * 1e3:.3f} ms/row)")
-    print(f"  .item() loop (release) {t_item * 1e3:9.1f} ms  ratio {t_item / t_vec:8.0f}x   target >= 200x")
+    print(
+        f"  .item() loop (release) {t_item * 1e3:9.1f} ms  ratio {t_item / t_vec:8.0f}x   target >= 200x"
+    )
     print(f"  python-list loop      {t_list * 1e3:9.1f} ms  ratio {t_list / t_vec:8.0f}x")
     print(f"  max |vectorised - loop| = {err:.2e}")
 
@@ -84,7 +90,13 @@ def main() -> None:
     old, teacher, mask = make_batch(B2, T, S, seed=1)
     rewards = torch.where(torch.rand(B2) < 0.4, 1.0, -1.0)
     groups = group_ids_for(B2 // n, n)
-    kw = dict(rewards_B=rewards, group_ids_B=groups, response_mask=mask, old_log_probs=old, teacher_log_probs=teacher)
+    kw = dict(
+        rewards_B=rewards,
+        group_ids_B=groups,
+        response_mask=mask,
+        old_log_probs=old,
+        teacher_log_probs=teacher,
+    )
     runs = {
         "uniform, no step diagnostics": (AdvantageSpec(weighting="uniform"), False),
         "uniform + step diagnostics": (AdvantageSpec(weighting="uniform"), True),
@@ -94,14 +106,21 @@ def main() -> None:
     res: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(reps):  # interleaved, so drift hits all alike
         for name, (spec, diag) in runs.items():
-            res[name].append(best_of(lambda s=spec, d=diag: compute_advantages(s, diagnostics=d, **kw), 1))
+            res[name].append(
+                best_of(lambda s=spec, d=diag: compute_advantages(s, diagnostics=d, **kw), 1)
+            )
     med = {k: statistics.median(v) for k, v in res.items()}
     t_bare, t_diag, t_sod = med.values()
     print(f"\n[2] compute_advantages on {B2:,} x {T:,} tokens (GRPO + OPD), median of {reps}")
     for name, t in med.items():
         print(f"  {name:30s} {t * 1e3:9.1f} ms")
-    print(f"  SOD vs uniform OPD as the engines run it (both log d_k, w_k, patterns): {100 * (t_sod / t_diag - 1):+6.1f}%   target < +10%")
-    print(f"  SOD vs bare uniform OPD (no step structure at all):                    {100 * (t_sod / t_bare - 1):+6.1f}%")
+    print(
+        f"  SOD vs uniform OPD as the engines run it (both log d_k, w_k, patterns): {100 * (t_sod / t_diag - 1):+6.1f}%   target < +10%"
+    )
+    print(
+        f"  SOD vs bare uniform OPD (no step structure at all):                    {100 * (t_sod / t_bare - 1):+6.1f}%"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -57,11 +57,15 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         if self.opd != (self.weighting != "none"):
-            raise ValueError(f"method {self.name!r}: weighting must be 'none' exactly when opd is off")
+            raise ValueError(
+                f"method {self.name!r}: weighting must be 'none' exactly when opd is off"
+            )
         if self.opd != (self.teacher != "none"):
             raise ValueError(f"method {self.name!r}: an OPD method needs a teacher, and only it")
         if (self.teacher == "self") != (self.privileged != "none"):
-            raise ValueError(f"method {self.name!r}: a self-teacher needs privileged context, and only it")
+            raise ValueError(
+                f"method {self.name!r}: a self-teacher needs privileged context, and only it"
+            )
         if self.stage != "rl" and (self.grpo or self.opd):
             raise ValueError(f"method {self.name!r}: GRPO/OPD terms need stage 'rl'")
         if self.stage == "rl" and not (self.grpo or self.opd):

@@ -25,7 +25,9 @@ def ref_steps(mask_row: list[int]) -> list[list[int]]:
     return steps
 
 
-def ref_step_divergence(old_row: list[float], teacher_row: list[float], mask_row: list[int]) -> list[float]:
+def ref_step_divergence(
+    old_row: list[float], teacher_row: list[float], mask_row: list[int]
+) -> list[float]:
     out = []
     for positions in ref_steps(mask_row):
         total = 0.0
@@ -35,7 +37,9 @@ def ref_step_divergence(old_row: list[float], teacher_row: list[float], mask_row
     return out
 
 
-def ref_sod_step_weights(d: list[float], eps: float = 1e-6, delta: float = 0.2, clip: bool = True) -> list[float]:
+def ref_sod_step_weights(
+    d: list[float], eps: float = 1e-6, delta: float = 0.2, clip: bool = True
+) -> list[float]:
     """Eq. 7 as written: the running product of consecutive ratios, clipped at 1 + delta."""
     weights = []
     running = 1.0
@@ -58,7 +62,9 @@ def ref_sod_token_weights(old, teacher, mask, eps=1e-6, delta=0.2) -> list[list[
     """Batch version over nested lists (B x T)."""
     clip = delta != math.inf
     return [
-        ref_token_weights_row(ref_sod_step_weights(ref_step_divergence(o, t, m), eps, delta, clip), m)
+        ref_token_weights_row(
+            ref_sod_step_weights(ref_step_divergence(o, t, m), eps, delta, clip), m
+        )
         for o, t, m in zip(old, teacher, mask)
     ]
 
@@ -121,7 +127,9 @@ def ref_group_advantages(rewards: list[float], groups: list[int], eps: float = 1
     return out
 
 
-def ref_ppo_token_loss(logp: float, old: float, adv: float, clip_low: float, clip_high: float, dual: float | None) -> float:
+def ref_ppo_token_loss(
+    logp: float, old: float, adv: float, clip_low: float, clip_high: float, dual: float | None
+) -> float:
     ratio = math.exp(logp - old)
     clipped_ratio = min(max(ratio, 1 - clip_low), 1 + clip_high)
     loss = max(-adv * ratio, -adv * clipped_ratio)

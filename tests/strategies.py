@@ -15,7 +15,10 @@ def batches(draw, max_b: int = 4, max_t: int = 48, min_t: int = 0):
     logp = st.floats(-20.0, 0.0, allow_nan=False, width=32)
     old = [draw(st.lists(logp, min_size=T, max_size=T)) for _ in range(B)]
     # the teacher is sometimes identical to the student on a token (zero divergence)
-    teacher = [[o if draw(st.booleans()) and draw(st.booleans()) else draw(logp) for o in row] for row in old]
+    teacher = [
+        [o if draw(st.booleans()) and draw(st.booleans()) else draw(logp) for o in row]
+        for row in old
+    ]
     return old, teacher, mask
 
 

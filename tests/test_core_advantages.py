@@ -31,7 +31,15 @@ def test_appendix_g_patterns():
             [1.00, 0.71, 0.46, 0.31, 0.17, 0.0, 0.0],  # erroneous
             [1.00, 0.73, 0.56, 0.41, 0.76, 1.12, 1.20],  # recovery
             [1.00, 0.95, 1.10, 0.88, 1.20, 0.0, 0.0],  # stable
-            [1.00, 1.00, 0.90, 0.45, 0.0, 0.0, 0.0],  # aligned, then degrades: merged into erroneous
+            [
+                1.00,
+                1.00,
+                0.90,
+                0.45,
+                0.0,
+                0.0,
+                0.0,
+            ],  # aligned, then degrades: merged into erroneous
             [0.0] * 7,  # nothing generated
         ]
     )
@@ -44,7 +52,10 @@ def test_appendix_g_patterns():
         classify_step_patterns(w, mask, low=0.9, high=0.5)
 
 
-@given(st.lists(st.lists(st.floats(0, 1.3), max_size=8), min_size=1, max_size=6), st.sampled_from([(0.5, 0.8), (0.3, 0.3), (0.7, 1.0)]))
+@given(
+    st.lists(st.lists(st.floats(0, 1.3), max_size=8), min_size=1, max_size=6),
+    st.sampled_from([(0.5, 0.8), (0.3, 0.3), (0.7, 1.0)]),
+)
 def test_patterns_match_loop(rows, thresholds):
     low, high = thresholds
     S = max(1, max(len(r) for r in rows))
@@ -52,7 +63,10 @@ def test_patterns_match_loop(rows, thresholds):
     mask = torch.arange(S) < torch.tensor([len(r) for r in rows])[:, None]
     codes = classify_step_patterns(w, mask, low=low, high=high).tolist()
     names = {STABLE: "stable", ERRONEOUS: "erroneous", RECOVERY: "recovery", NO_STEPS: None}
-    assert [names[c] for c in codes] == [ref_pattern([float(x) for x in torch.tensor(r, dtype=torch.float32)], low, high) for r in rows]
+    assert [names[c] for c in codes] == [
+        ref_pattern([float(x) for x in torch.tensor(r, dtype=torch.float32)], low, high)
+        for r in rows
+    ]
 
 
 def _batch(seed=0, B=8, T=30):
@@ -62,19 +76,35 @@ def _batch(seed=0, B=8, T=30):
     mask = (torch.rand(B, T, generator=g) < 0.6).long()
     rewards = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 1.0])[:B]
     groups = torch.arange(B) // 4
-    return dict(rewards_B=rewards, group_ids_B=groups, response_mask=mask, old_log_probs=old, teacher_log_probs=teacher)
+    return dict(
+        rewards_B=rewards,
+        group_ids_B=groups,
+        response_mask=mask,
+        old_log_probs=old,
+        teacher_log_probs=teacher,
+    )
 
 
 def test_sod_advantage_is_grpo_plus_weighted_opd():
     kw = _batch()
     out = compute_advantages(AdvantageSpec(weighting="sod", opd_coef=1.0), **kw)
     m = kw["response_mask"]
-    w = torch.tensor(ref_sod_token_weights(kw["old_log_probs"].tolist(), kw["teacher_log_probs"].tolist(), m.tolist()))
+    w = torch.tensor(
+        ref_sod_token_weights(
+            kw["old_log_probs"].tolist(), kw["teacher_log_probs"].tolist(), m.tolist()
+        )
+    )
     grpo = group_advantages(kw["rewards_B"], kw["group_ids_B"])
     want = (grpo[:, None] + w * (kw["teacher_log_probs"] - kw["old_log_probs"])) * m
     torch.testing.assert_close(out.advantages_BT, want.float(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out.token_weights_BT, w.float(), rtol=1e-6, atol=1e-6)
-    assert set(out.metrics) >= {"sod/d_1", "sod/d_last", "sod/w_mean", "sod/pattern_stable", "sod/pattern_recovery"}
+    assert set(out.metrics) >= {
+        "sod/d_1",
+        "sod/d_last",
+        "sod/w_mean",
+        "sod/pattern_stable",
+        "sod/pattern_recovery",
+    }
 
 
 def test_identical_group_rewards_keep_only_the_opd_signal():
@@ -82,7 +112,9 @@ def test_identical_group_rewards_keep_only_the_opd_signal():
     kw["rewards_B"] = torch.ones(8)
     out = compute_advantages(AdvantageSpec(weighting="uniform"), **kw)
     m = kw["response_mask"]
-    torch.testing.assert_close(out.advantages_BT, ((kw["teacher_log_probs"] - kw["old_log_probs"]) * m).float())
+    torch.testing.assert_close(
+        out.advantages_BT, ((kw["teacher_log_probs"] - kw["old_log_probs"]) * m).float()
+    )
 
 
 def test_grpo_only_and_opd_only_and_loss_form():
@@ -93,7 +125,9 @@ def test_grpo_only_and_opd_only_and_loss_form():
     torch.testing.assert_close(g_only.advantages_BT, grpo[:, None] * m)
     assert g_only.token_weights_BT is None
     naive = compute_advantages(AdvantageSpec(grpo=False, weighting="uniform"), **kw)
-    torch.testing.assert_close(naive.advantages_BT, (kw["teacher_log_probs"] - kw["old_log_probs"]) * m)
+    torch.testing.assert_close(
+        naive.advantages_BT, (kw["teacher_log_probs"] - kw["old_log_probs"]) * m
+    )
     loss_form = compute_advantages(AdvantageSpec(weighting="sod", opd_form="loss"), **kw)
     torch.testing.assert_close(loss_form.advantages_BT, grpo[:, None] * m)
     assert loss_form.token_weights_BT is not None
@@ -108,10 +142,17 @@ def test_error_based_weightings_need_the_error_step():
     kw = _batch()
     with pytest.raises(ValueError, match="first_error_step_B"):
         compute_advantages(AdvantageSpec(weighting="heuristic"), **kw)
-    out = compute_advantages(AdvantageSpec(weighting="mask-after-wrong"), first_error_step_B=torch.full((8,), -1), **kw)
+    out = compute_advantages(
+        AdvantageSpec(weighting="mask-after-wrong"), first_error_step_B=torch.full((8,), -1), **kw
+    )
     torch.testing.assert_close(out.token_weights_BT, kw["response_mask"].float())
     with pytest.raises(ValueError, match="old_log_probs"):
-        compute_advantages(AdvantageSpec(), rewards_B=kw["rewards_B"], group_ids_B=kw["group_ids_B"], response_mask=kw["response_mask"])
+        compute_advantages(
+            AdvantageSpec(),
+            rewards_B=kw["rewards_B"],
+            group_ids_B=kw["group_ids_B"],
+            response_mask=kw["response_mask"],
+        )
 
 
 def test_invalid_specs():
@@ -124,9 +165,13 @@ def test_invalid_specs():
 @pytest.mark.parametrize("name", sorted(m for m, s in METHODS.items() if s.stage == "rl"))
 def test_every_rl_method_of_the_registry_runs(name):
     spec = METHODS[name]
-    adv_spec = AdvantageSpec(grpo=spec.grpo, opd=spec.opd, weighting=spec.weighting, clip_weights=spec.clip_weights)
+    adv_spec = AdvantageSpec(
+        grpo=spec.grpo, opd=spec.opd, weighting=spec.weighting, clip_weights=spec.clip_weights
+    )
     kw = _batch()
-    out = compute_advantages(adv_spec, first_error_step_B=torch.tensor([-1, 0, 1, 2, -1, 0, 3, 1]), **kw)
+    out = compute_advantages(
+        adv_spec, first_error_step_B=torch.tensor([-1, 0, 1, 2, -1, 0, 3, 1]), **kw
+    )
     assert out.advantages_BT.shape == kw["response_mask"].shape
     assert torch.all(out.advantages_BT[kw["response_mask"] == 0] == 0)
     assert torch.isfinite(out.advantages_BT).all()
@@ -137,8 +182,12 @@ def test_advantages_zero_on_masked_tokens_and_finite(batch):
     o, t, m = to_tensors(*batch)
     B = m.shape[0]
     out = compute_advantages(
-        AdvantageSpec(), rewards_B=torch.linspace(-1, 1, B), group_ids_B=torch.zeros(B, dtype=torch.long),
-        response_mask=m, old_log_probs=o, teacher_log_probs=t,
+        AdvantageSpec(),
+        rewards_B=torch.linspace(-1, 1, B),
+        group_ids_B=torch.zeros(B, dtype=torch.long),
+        response_mask=m,
+        old_log_probs=o,
+        teacher_log_probs=t,
     )
     assert torch.all(out.advantages_BT[m == 0] == 0)
     assert torch.isfinite(out.advantages_BT).all()

@@ -32,7 +32,9 @@ def test_group_advantages_match_loop(rewards, data):
     groups = [data.draw(st.integers(0, 5)) * 7 for _ in rewards]  # non-contiguous ids
     got = group_advantages(torch.tensor(rewards), torch.tensor(groups))
     want = ref_group_advantages(rewards, groups)
-    torch.testing.assert_close(got.double(), torch.tensor(want, dtype=torch.float64), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        got.double(), torch.tensor(want, dtype=torch.float64), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_group_advantages_identical_rewards_give_zero_and_singletons_keep_reward():
@@ -48,7 +50,11 @@ def test_group_advantages_identical_rewards_give_zero_and_singletons_keep_reward
 
 
 @given(
-    st.lists(st.tuples(st.floats(-3, 0), st.floats(-3, 0), st.floats(-2, 2), st.integers(0, 1)), min_size=1, max_size=30),
+    st.lists(
+        st.tuples(st.floats(-3, 0), st.floats(-3, 0), st.floats(-2, 2), st.integers(0, 1)),
+        min_size=1,
+        max_size=30,
+    ),
     st.integers(1, 3),
     st.sampled_from(LOSS_AGG_MODES),
     st.sampled_from([None, 3.0]),
@@ -56,10 +62,22 @@ def test_group_advantages_identical_rewards_give_zero_and_singletons_keep_reward
 def test_ppo_loss_matches_loop(tokens, rows, agg, dual):
     T = max(1, len(tokens) // rows)
     tokens = (tokens * rows)[: rows * T]
-    lp, old, adv, m = (torch.tensor([x[i] for x in tokens], dtype=torch.float64).reshape(rows, T) for i in range(4))
-    loss, stats = ppo_clipped_loss(lp, old, adv, m, clip_low=0.2, clip_high=0.28, dual_clip=dual, agg=agg)
-    per_tok = [[ref_ppo_token_loss(lp[b, t].item(), old[b, t].item(), adv[b, t].item(), 0.2, 0.28, dual) for t in range(T)] for b in range(rows)]
-    assert loss.item() == pytest.approx(ref_aggregate(per_tok, m.long().tolist(), agg), rel=1e-9, abs=1e-12)
+    lp, old, adv, m = (
+        torch.tensor([x[i] for x in tokens], dtype=torch.float64).reshape(rows, T) for i in range(4)
+    )
+    loss, stats = ppo_clipped_loss(
+        lp, old, adv, m, clip_low=0.2, clip_high=0.28, dual_clip=dual, agg=agg
+    )
+    per_tok = [
+        [
+            ref_ppo_token_loss(lp[b, t].item(), old[b, t].item(), adv[b, t].item(), 0.2, 0.28, dual)
+            for t in range(T)
+        ]
+        for b in range(rows)
+    ]
+    assert loss.item() == pytest.approx(
+        ref_aggregate(per_tok, m.long().tolist(), agg), rel=1e-9, abs=1e-12
+    )
     assert 0.0 <= stats["clipfrac"].item() <= 1.0
 
 
@@ -78,7 +96,9 @@ def test_ppo_gradient_and_clipping_behaviour():
     assert stats["clipfrac"].item() == pytest.approx(0.25)
     # dual clip: A<0 and a huge ratio -> loss capped at -A * 3, zero gradient
     lp2 = torch.tensor([[math.log(10.0)]], dtype=torch.float64, requires_grad=True)
-    loss2, stats2 = ppo_clipped_loss(lp2, torch.zeros(1, 1), torch.tensor([[-1.0]]), torch.ones(1, 1), dual_clip=3.0)
+    loss2, stats2 = ppo_clipped_loss(
+        lp2, torch.zeros(1, 1), torch.tensor([[-1.0]]), torch.ones(1, 1), dual_clip=3.0
+    )
     loss2.backward()
     assert loss2.item() == pytest.approx(3.0) and lp2.grad.item() == 0.0
     assert stats2["dual_clipfrac"].item() == 1.0
@@ -93,7 +113,9 @@ def test_ppo_gradcheck():
     adv = torch.randn(2, 5, generator=g, dtype=torch.float64)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 1, 1, 1]])
     for agg in LOSS_AGG_MODES:
-        assert torch.autograd.gradcheck(lambda x, agg=agg: ppo_clipped_loss(x, old, adv, mask, agg=agg)[0], (lp,))
+        assert torch.autograd.gradcheck(
+            lambda x, agg=agg: ppo_clipped_loss(x, old, adv, mask, agg=agg)[0], (lp,)
+        )
 
 
 def test_aggregation_handles_empty_rows_and_batches():
@@ -101,7 +123,9 @@ def test_aggregation_handles_empty_rows_and_batches():
     mask = torch.tensor([[1, 1, 0], [0, 0, 0]])
     assert aggregate_loss(loss, mask, "token-mean").item() == 1.0
     assert aggregate_loss(loss, mask, "seq-mean-token-sum").item() == 1.0  # (2 + 0) / 2 rows
-    assert aggregate_loss(loss, mask, "seq-mean-token-mean").item() == 1.0  # the empty row is left out
+    assert (
+        aggregate_loss(loss, mask, "seq-mean-token-mean").item() == 1.0
+    )  # the empty row is left out
     for agg in LOSS_AGG_MODES:
         out = aggregate_loss(loss, torch.zeros(2, 3), agg)
         assert out.item() == 0.0 and out.requires_grad
@@ -118,7 +142,11 @@ def test_opd_advantage_form_matches_token_loop():
     adv = opd_advantages(w, old, teacher, mask, grpo_advantages_B=grpo, opd_coef=0.7)
     for b in range(3):
         for t in range(7):
-            want = (grpo[b] + 0.7 * w[b, t] * (teacher[b, t] - old[b, t])).item() if mask[b, t] else 0.0
+            want = (
+                (grpo[b] + 0.7 * w[b, t] * (teacher[b, t] - old[b, t])).item()
+                if mask[b, t]
+                else 0.0
+            )
             assert adv[b, t].item() == pytest.approx(want, abs=1e-6)
     no_grpo = opd_advantages(w, old, teacher, mask, opd_coef=1.0)
     torch.testing.assert_close(no_grpo, w * (teacher - old) * mask)
@@ -132,7 +160,9 @@ def test_opd_reinforce_gradient_is_the_reverse_kl_gradient():
     lp = torch.log_softmax(logits, -1)
     probs = lp.exp().detach()
     # every vocabulary entry as a "sampled token", weighted by its probability (the expectation)
-    loss, stats = opd_reinforce_loss(lp, teacher_lp, probs, torch.ones(1, 6), agg="seq-mean-token-sum")
+    loss, stats = opd_reinforce_loss(
+        lp, teacher_lp, probs, torch.ones(1, 6), agg="seq-mean-token-sum"
+    )
     (grad_reinforce,) = torch.autograd.grad(loss, logits)
     lp_again = torch.log_softmax(logits, -1)
     kl = (lp_again.exp() * (lp_again - teacher_lp)).sum()

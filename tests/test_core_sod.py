@@ -35,7 +35,10 @@ pytestmark = pytest.mark.unit
 # Appendix G of the paper (delta = 0.2): step divergences and the printed weights.
 APPENDIX_G = {
     "erroneous": ([0.218, 0.305, 0.476, 0.713, 1.284], [1.00, 0.71, 0.46, 0.31, 0.17]),
-    "recovery": ([0.216, 0.298, 0.385, 0.527, 0.285, 0.193, 0.158], [1.00, 0.73, 0.56, 0.41, 0.76, 1.12, 1.20]),
+    "recovery": (
+        [0.216, 0.298, 0.385, 0.527, 0.285, 0.193, 0.158],
+        [1.00, 0.73, 0.56, 0.41, 0.76, 1.12, 1.20],
+    ),
 }
 
 
@@ -82,7 +85,9 @@ def test_appendix_g_from_token_log_probs(case):
     w_T = sod_token_weights(old, teacher, mask, delta=0.2)[0]
     starts, _, _ = step_spans(mask)
     w_steps = [w_T[s].item() for s in starts[0].tolist()]
-    want = sod_step_weights(torch.tensor([d]), torch.ones(1, len(d), dtype=torch.bool), delta=0.2)[0]
+    want = sod_step_weights(torch.tensor([d]), torch.ones(1, len(d), dtype=torch.bool), delta=0.2)[
+        0
+    ]
     torch.testing.assert_close(torch.tensor(w_steps), want, rtol=1e-5, atol=1e-5)
     assert max(abs(a - b) for a, b in zip(w_steps, expected)) < 0.0075
     assert torch.all(w_T[mask[0] == 0] == 0)
@@ -92,7 +97,9 @@ def test_appendix_g_from_token_log_probs(case):
 def test_sod_token_weights_match_loop(batch):
     old, teacher, mask = batch
     got = sod_token_weights(*to_tensors(old, teacher, mask))
-    want = torch.tensor(ref_sod_token_weights(old, teacher, mask), dtype=torch.float64).reshape(got.shape)
+    want = torch.tensor(ref_sod_token_weights(old, teacher, mask), dtype=torch.float64).reshape(
+        got.shape
+    )
     assert got.shape == want.shape
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), want, rtol=1e-6, atol=1e-6)
@@ -102,7 +109,9 @@ def test_sod_token_weights_match_loop(batch):
 def test_delta_and_eps_match_loop(batch, delta, eps):
     old, teacher, mask = batch
     got = sod_token_weights(*to_tensors(old, teacher, mask), eps=eps, delta=delta)
-    want = torch.tensor(ref_sod_token_weights(old, teacher, mask, eps=eps, delta=delta), dtype=torch.float64)
+    want = torch.tensor(
+        ref_sod_token_weights(old, teacher, mask, eps=eps, delta=delta), dtype=torch.float64
+    )
     torch.testing.assert_close(got.double(), want.reshape(got.shape), rtol=1e-6, atol=1e-6)
 
 
@@ -124,7 +133,9 @@ def test_steps_spans_counts_and_divergence_match_loop(batch):
         assert counts[b, :n].tolist() == [len(p) for p in ref]
         assert torch.all(counts[b, n:] == 0)
         d_ref = ref_step_divergence(old[b], teacher[b], row)
-        torch.testing.assert_close(div.d_BS[b, :n].double(), torch.tensor(d_ref, dtype=torch.float64), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(
+            div.d_BS[b, :n].double(), torch.tensor(d_ref, dtype=torch.float64), rtol=1e-6, atol=1e-6
+        )
         for k, pos in enumerate(ref):
             assert all(steps.step_idx_BT[b, p].item() == k for p in pos)
         assert all(steps.step_idx_BT[b, p].item() == -1 for p in range(len(row)) if not row[p])
@@ -143,7 +154,9 @@ def test_ablation_weightings_match_loop(batch, data):
     for b in range(len(mask)):
         n = int(steps.n_steps_B[b])
         kb = int(k_err[b])
-        assert heur[b, :n].tolist() == pytest.approx(ref_heuristic_weights(n, kb, gamma), rel=1e-6, abs=1e-7)
+        assert heur[b, :n].tolist() == pytest.approx(
+            ref_heuristic_weights(n, kb, gamma), rel=1e-6, abs=1e-7
+        )
         assert maw[b, :n].tolist() == ref_mask_after_wrong_weights(n, kb)
         assert torch.all(heur[b, n:] == 0) and torch.all(maw[b, n:] == 0)
 
@@ -160,8 +173,14 @@ def test_edge_cases_empty_single_step_zero_divergence():
     # no generated tokens at all, and a zero-length batch axis
     m = torch.zeros(2, 6, dtype=torch.long)
     assert torch.equal(sod_token_weights(torch.zeros(2, 6), torch.ones(2, 6), m), torch.zeros(2, 6))
-    assert sod_token_weights(torch.zeros(2, 0), torch.zeros(2, 0), torch.zeros(2, 0)).shape == (2, 0)
-    assert sod_token_weights(torch.zeros(0, 5), torch.zeros(0, 5), torch.zeros(0, 5)).shape == (0, 5)
+    assert sod_token_weights(torch.zeros(2, 0), torch.zeros(2, 0), torch.zeros(2, 0)).shape == (
+        2,
+        0,
+    )
+    assert sod_token_weights(torch.zeros(0, 5), torch.zeros(0, 5), torch.zeros(0, 5)).shape == (
+        0,
+        5,
+    )
     # a single step: every generated token weighs exactly 1, whatever the divergence
     m1 = torch.tensor([[0, 1, 1, 1, 0]])
     w1 = sod_token_weights(torch.randn(1, 5), torch.randn(1, 5), m1)
@@ -179,8 +198,12 @@ def test_bf16_inputs_and_bool_mask():
     assert wbf.dtype == torch.float32
     # bf16 rounding of the log-probs moves d_k by < 1%, so weights stay within 2%
     torch.testing.assert_close(wbf, w32, rtol=2e-2, atol=2e-2)
-    want = ref_sod_token_weights(old.bfloat16().double().tolist(), teacher.bfloat16().double().tolist(), mask.tolist())
-    torch.testing.assert_close(wbf.double(), torch.tensor(want, dtype=torch.float64), rtol=1e-6, atol=1e-6)
+    want = ref_sod_token_weights(
+        old.bfloat16().double().tolist(), teacher.bfloat16().double().tolist(), mask.tolist()
+    )
+    torch.testing.assert_close(
+        wbf.double(), torch.tensor(want, dtype=torch.float64), rtol=1e-6, atol=1e-6
+    )
 
 
 def _lists_for_dtype_test():
@@ -201,8 +224,12 @@ def test_very_long_sequences_match_loop():
     mask[0, 60_100:119_000] = 1
     mask[1, ::2] = 1  # 60k one-token steps
     got = sod_token_weights(old.float(), teacher.float(), mask)
-    want = ref_sod_token_weights(old.float().double().tolist(), teacher.float().double().tolist(), mask.tolist())
-    torch.testing.assert_close(got.double(), torch.tensor(want, dtype=torch.float64), rtol=1e-6, atol=1e-6)
+    want = ref_sod_token_weights(
+        old.float().double().tolist(), teacher.float().double().tolist(), mask.tolist()
+    )
+    torch.testing.assert_close(
+        got.double(), torch.tensor(want, dtype=torch.float64), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_weights_carry_no_gradient():

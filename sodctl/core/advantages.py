@@ -78,11 +78,15 @@ def _step_weights(
 ) -> Tensor:
     mask_BS = div.step_mask_BS
     if spec.weighting == "sod":
-        return sod_step_weights(div.d_BS, mask_BS, eps=spec.eps, delta=spec.delta, clip=spec.clip_weights)
+        return sod_step_weights(
+            div.d_BS, mask_BS, eps=spec.eps, delta=spec.delta, clip=spec.clip_weights
+        )
     if spec.weighting == "uniform":
         return uniform_step_weights(mask_BS)
     if first_error_step_B is None:
-        raise ValueError(f"weighting {spec.weighting!r} needs first_error_step_B (step of the first erroneous tool call)")
+        raise ValueError(
+            f"weighting {spec.weighting!r} needs first_error_step_B (step of the first erroneous tool call)"
+        )
     if spec.weighting == "heuristic":
         return heuristic_step_weights(mask_BS, first_error_step_B, gamma=spec.heuristic_gamma)
     return mask_after_wrong_step_weights(mask_BS, first_error_step_B)
@@ -98,7 +102,12 @@ def _fold_opd(
 ) -> Tensor:
     if spec.opd_form == "advantage":
         return opd_advantages(
-            w_BT, old_log_probs, teacher_log_probs, mask_BT, grpo_advantages_B=grpo_B, opd_coef=spec.opd_coef
+            w_BT,
+            old_log_probs,
+            teacher_log_probs,
+            mask_BT,
+            grpo_advantages_B=grpo_B,
+            opd_coef=spec.opd_coef,
         )
     # opd_form == "loss": the OPD term is a separate loss; the advantage carries GRPO alone
     mask_f_BT = mask_BT.float()
@@ -145,10 +154,16 @@ def compute_advantages(
 
     patterns_B = None
     if diagnostics:
-        sod_w_BS = w_BS if spec.weighting == "sod" else sod_step_weights(
-            div.d_BS, div.step_mask_BS, eps=spec.eps, delta=spec.delta, clip=spec.clip_weights
+        sod_w_BS = (
+            w_BS
+            if spec.weighting == "sod"
+            else sod_step_weights(
+                div.d_BS, div.step_mask_BS, eps=spec.eps, delta=spec.delta, clip=spec.clip_weights
+            )
         )
-        patterns_B = classify_step_patterns(sod_w_BS, div.step_mask_BS, low=spec.pattern_low, high=spec.pattern_high)
+        patterns_B = classify_step_patterns(
+            sod_w_BS, div.step_mask_BS, low=spec.pattern_low, high=spec.pattern_high
+        )
         metrics = divergence_metrics(div, w_BS, patterns_B)
     return AdvantageOutput(adv_BT, w_BT, div, w_BS, patterns_B, metrics)
 
@@ -162,7 +177,9 @@ def divergence_metrics(div: StepDivergence, w_BS: Tensor, patterns_B: Tensor) ->
         w_valid = w_BS[mask_BS]
         d_last_B = last_step_values(div.d_BS, div.steps)
         out = {
-            "sod/steps_per_traj": float(div.steps.n_steps_B.float().mean()) if has_B.numel() else 0.0,
+            "sod/steps_per_traj": float(div.steps.n_steps_B.float().mean())
+            if has_B.numel()
+            else 0.0,
             "sod/d_mean": float((div.d_BS * mask_BS).sum() / n_steps),
             "sod/d_1": float(div.d_BS[has_B, 0].mean()) if has_B.any() else 0.0,
             "sod/d_last": float(d_last_B[has_B].mean()) if has_B.any() else 0.0,
@@ -172,6 +189,8 @@ def divergence_metrics(div: StepDivergence, w_BS: Tensor, patterns_B: Tensor) ->
         }
         if w_valid.numel():
             q = torch.quantile(w_valid.float(), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float32))
-            out.update({"sod/w_p10": float(q[0]), "sod/w_p50": float(q[1]), "sod/w_p90": float(q[2])})
+            out.update(
+                {"sod/w_p10": float(q[0]), "sod/w_p50": float(q[1]), "sod/w_p90": float(q[2])}
+            )
         out.update({f"sod/pattern_{k}": v for k, v in pattern_fractions(patterns_B).items()})
     return out

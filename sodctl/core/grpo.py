@@ -47,6 +47,8 @@ def group_advantages(
     return adv_B.float()
 
 
-def group_ids_for(n_prompts: int, n_samples: int, device: torch.device | str | None = None) -> Tensor:
+def group_ids_for(
+    n_prompts: int, n_samples: int, device: torch.device | str | None = None
+) -> Tensor:
     """Group ids for a batch laid out prompt-major: ``[0]*n + [1]*n + ...``."""
     return torch.arange(n_prompts, device=device).repeat_interleave(n_samples)

@@ -76,5 +76,8 @@ def opd_reinforce_loss(
     with torch.no_grad():
         m_BT = response_mask.to(gap_BT.dtype)
         n = m_BT.sum().clamp(min=1)
-        stats = {"reverse_kl": (gap_BT * m_BT).sum() / n, "weighted_reverse_kl": (w_BT * gap_BT * m_BT).sum() / n}
+        stats = {
+            "reverse_kl": (gap_BT * m_BT).sum() / n,
+            "weighted_reverse_kl": (w_BT * gap_BT * m_BT).sum() / n,
+        }
     return loss, {k: v.float() for k, v in stats.items()}

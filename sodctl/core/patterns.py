@@ -48,4 +48,7 @@ def pattern_fractions(codes_B: Tensor) -> dict[str, float]:
     """Fraction of trajectories (with at least one step) in each pattern."""
     valid = codes_B >= 0
     n = int(valid.sum())
-    return {name: (float((codes_B == code).sum()) / n if n else 0.0) for code, name in PATTERN_NAMES.items()}
+    return {
+        name: (float((codes_B == code).sum()) / n if n else 0.0)
+        for code, name in PATTERN_NAMES.items()
+    }

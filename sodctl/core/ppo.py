@@ -37,7 +37,9 @@ def aggregate_loss(loss_BT: Tensor, response_mask: Tensor, mode: LossAgg = "toke
         has_B = n_B > 0
         per_seq_B = masked_BT.sum(dim=1) / n_B.clamp(min=1)
         return (per_seq_B * has_B).sum() / has_B.sum().clamp(min=1)
-    raise ValueError(f"unknown loss aggregation {mode!r}; choose one of {', '.join(LOSS_AGG_MODES)}")
+    raise ValueError(
+        f"unknown loss aggregation {mode!r}; choose one of {', '.join(LOSS_AGG_MODES)}"
+    )
 
 
 def ppo_clipped_loss(

@@ -19,7 +19,9 @@ def tool_turn_shaping(scores_B: Tensor, correct_B: Tensor, num_turns_B: Tensor) 
     return torch.where(correct_B.bool(), scores_B.float(), shaped_B)
 
 
-def overlong_penalty(response_lengths_B: Tensor, max_response_tokens: int, buffer: int = 1024) -> Tensor:
+def overlong_penalty(
+    response_lengths_B: Tensor, max_response_tokens: int, buffer: int = 1024
+) -> Tensor:
     """DAPO soft overlong penalty -> (B,) float32, 0 for responses shorter than ``L_max - buffer``."""
     if buffer <= 0 or buffer > max_response_tokens:
         raise ValueError(f"overlong buffer must be in (0, max_response_tokens], got {buffer}")

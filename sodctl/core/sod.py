@@ -57,7 +57,11 @@ def step_divergence(
     steps: Steps | None = None,
 ) -> StepDivergence:
     """d_k for every step of every response (REFERENCE §2, paper Eq. 6)."""
-    _check_same_shape(old_log_probs=old_log_probs, teacher_log_probs=teacher_log_probs, response_mask=response_mask)
+    _check_same_shape(
+        old_log_probs=old_log_probs,
+        teacher_log_probs=teacher_log_probs,
+        response_mask=response_mask,
+    )
     steps = steps if steps is not None else find_steps(response_mask)
     gap_BT = (old_log_probs.detach().float() - teacher_log_probs.detach().float()).abs_()
     sums_BS = step_sums(gap_BT, steps, dtype=torch.float64)
@@ -105,7 +109,9 @@ def _steps_after_error(step_mask_BS: Tensor, first_error_step_B: Tensor) -> Tens
     return torch.where(has_err_B[:, None], after_BS, torch.zeros_like(after_BS)).float()
 
 
-def heuristic_step_weights(step_mask_BS: Tensor, first_error_step_B: Tensor, *, gamma: float = 0.9) -> Tensor:
+def heuristic_step_weights(
+    step_mask_BS: Tensor, first_error_step_B: Tensor, *, gamma: float = 0.9
+) -> Tensor:
     """Ablation 1.2: 1 up to the step with the first erroneous tool call, then gamma^(k - k_err).
 
     ``first_error_step_B`` holds the 0-based step index of the first erroneous tool call
@@ -113,7 +119,10 @@ def heuristic_step_weights(step_mask_BS: Tensor, first_error_step_B: Tensor, *, 
     """
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-    w_BS = torch.pow(torch.tensor(gamma, dtype=torch.float32), _steps_after_error(step_mask_BS, first_error_step_B))
+    w_BS = torch.pow(
+        torch.tensor(gamma, dtype=torch.float32),
+        _steps_after_error(step_mask_BS, first_error_step_B),
+    )
     return torch.where(step_mask_BS, w_BS, torch.zeros_like(w_BS))
 
 
@@ -136,5 +145,7 @@ def sod_token_weights(
     template tokens, padding) carry 0. ``delta=float('inf')`` disables the clip.
     """
     div = step_divergence(old_log_probs, teacher_log_probs, response_mask)
-    w_BS = sod_step_weights(div.d_BS, div.step_mask_BS, eps=eps, delta=delta, clip=delta != float("inf"))
+    w_BS = sod_step_weights(
+        div.d_BS, div.step_mask_BS, eps=eps, delta=delta, clip=delta != float("inf")
+    )
     return broadcast_steps(w_BS, div.steps)

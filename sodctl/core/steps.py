@@ -38,7 +38,9 @@ class Steps:
 
 def _as_bool_mask(response_mask: Tensor) -> Tensor:
     if response_mask.dim() != 2:
-        raise ValueError(f"response_mask must be (batch, length), got shape {tuple(response_mask.shape)}")
+        raise ValueError(
+            f"response_mask must be (batch, length), got shape {tuple(response_mask.shape)}"
+        )
     return response_mask if response_mask.dtype == torch.bool else response_mask != 0
 
 
@@ -51,7 +53,11 @@ def find_steps(response_mask: Tensor) -> Steps:
     if T > 1:
         starts_BT[:, 1:] &= ~mask_BT[:, :-1]
     count_BT = torch.cumsum(starts_BT, dim=1)  # int64: steps begun so far
-    n_steps_B = count_BT[:, -1].clone() if T > 0 else torch.zeros(B, dtype=torch.long, device=mask_BT.device)
+    n_steps_B = (
+        count_BT[:, -1].clone()
+        if T > 0
+        else torch.zeros(B, dtype=torch.long, device=mask_BT.device)
+    )
     step_idx_BT = count_BT.mul_(mask_BT).sub_(1)  # in place: -1 on masked tokens
     S = max(int(n_steps_B.max()) if B > 0 else 0, 1)
     step_mask_BS = torch.arange(S, device=mask_BT.device) < n_steps_B[:, None]
@@ -103,7 +109,9 @@ def step_sums(values_BT: Tensor, steps: Steps, *, dtype: torch.dtype | None = No
 def step_token_counts(steps: Steps) -> Tensor:
     """Number of tokens in each step -> (B, S) int64 (0 on padded steps)."""
     B, S = steps.step_mask_BS.shape
-    flat_BT = (steps.step_idx_BT + 1).add_(torch.arange(B, device=steps.step_idx_BT.device)[:, None] * (S + 1))
+    flat_BT = (steps.step_idx_BT + 1).add_(
+        torch.arange(B, device=steps.step_idx_BT.device)[:, None] * (S + 1)
+    )
     counts = torch.bincount(flat_BT.view(-1), minlength=B * (S + 1))
     return counts.view(B, S + 1)[:, 1:]
 
