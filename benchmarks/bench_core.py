@@ -14,7 +14,6 @@ Run: ``python benchmarks/bench_core.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -102,17 +101,18 @@ def main() -> None:
         "uniform + step diagnostics": (AdvantageSpec(weighting="uniform"), True),
         "SOD (+ step diagnostics)": (AdvantageSpec(weighting="sod"), True),
     }
-    reps = 3 if args.quick else 5
+    reps = 3 if args.quick else 7
     res: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(reps):  # interleaved, so drift hits all alike
         for name, (spec, diag) in runs.items():
             res[name].append(
                 best_of(lambda s=spec, d=diag: compute_advantages(s, diagnostics=d, **kw), 1)
             )
-    med = {k: statistics.median(v) for k, v in res.items()}
-    t_bare, t_diag, t_sod = med.values()
-    print(f"\n[2] compute_advantages on {B2:,} x {T:,} tokens (GRPO + OPD), median of {reps}")
-    for name, t in med.items():
+    # best of the repeats: allocation and page-fault noise on fresh 80 MB tensors only adds time
+    best = {k: min(v) for k, v in res.items()}
+    t_bare, t_diag, t_sod = best.values()
+    print(f"\n[2] compute_advantages on {B2:,} x {T:,} tokens (GRPO + OPD), best of {reps}")
+    for name, t in best.items():
         print(f"  {name:30s} {t * 1e3:9.1f} ms")
     print(
         f"  SOD vs uniform OPD as the engines run it (both log d_k, w_k, patterns): {100 * (t_sod / t_diag - 1):+6.1f}%   target < +10%"

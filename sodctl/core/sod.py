@@ -12,8 +12,8 @@ the backward pass (everything here runs under ``no_grad`` semantics: inputs are
 detached), broadcast to every token of the step, and 0 on masked tokens.
 
 All weights are computed in float32 (bf16/fp16 inputs are upcast); step sums
-accumulate in float64 so that steps of tens of thousands of tokens keep the
-weights exact to ~1e-7.
+come from a float64 prefix sum, so steps of tens of thousands of tokens keep
+the weights exact to ~1e-7.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def step_divergence(
     )
     steps = steps if steps is not None else find_steps(response_mask)
     gap_BT = (old_log_probs.detach().float() - teacher_log_probs.detach().float()).abs_()
-    sums_BS = step_sums(gap_BT, steps, dtype=torch.float64)
+    sums_BS = step_sums(gap_BT, steps)
     counts_BS = step_token_counts(steps)
     d_BS = (sums_BS / counts_BS.clamp(min=1)).float()
     return StepDivergence(d_BS=d_BS, steps=steps)
