@@ -1,0 +1,1 @@
+"""Command bodies of the ``sodctl`` CLI (``sodctl.cli`` only wires them together)."""

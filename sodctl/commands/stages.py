@@ -1,0 +1,409 @@
+"""The pipeline stages: data, sft, train, eval, reproduce, ablate, table, plot.
+
+Each command loads and validates its configuration first, so bad input is
+reported before anything else happens. The engines behind the stages arrive
+in later work; until then a stage stops with a one-line ``NotYetAvailableError``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Literal
+
+import typer
+
+from sodctl.commands.common import (
+    ExperimentArg,
+    MethodOpt,
+    ModelOpt,
+    OverridesArg,
+    PresetOpt,
+    SeedOpt,
+    load,
+    not_yet,
+    option_overrides,
+    require_stage,
+)
+from sodctl.config import available_experiments
+from sodctl.data.benchmarks import BENCHMARKS, PAPER_BENCHES
+from sodctl.errors import SodctlUsageError
+from sodctl.methods import ABLATIONS, TABLE_ROWS, canonical_name
+
+EngineOpt = Annotated[
+    Literal["local", "verl"] | None,
+    typer.Option(
+        "--engine",
+        help="Training driver: local (PyTorch, CPU or one GPU) or verl (Ray + vLLM cluster).",
+        show_default=False,
+    ),
+]
+MaxStepsOpt = Annotated[
+    int | None,
+    typer.Option("--max-steps", help="Stop after this many optimiser steps.", show_default=False),
+]
+
+
+def data(
+    what: Annotated[
+        Literal["sft", "rl", "tiny"],
+        typer.Argument(
+            metavar="WHAT",
+            help="sft: the 3K SFT corpus; rl: the 30K RL corpus; tiny: the synthetic tiny world.",
+        ),
+    ],
+    overrides: OverridesArg = None,
+    preset: PresetOpt = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Output directory (data.out_dir).", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", help="Keep only the first N rows (data.limit).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Download and prepare a dataset as parquet in the verl schema."""
+    load(
+        None,
+        overrides,
+        preset=preset,
+        options=option_overrides(data__out_dir=out, data__limit=limit),
+    )
+    if what == "tiny":
+        raise not_yet("data tiny", "the synthetic tiny world", "the tiny-world work")
+    raise not_yet(f"data {what}", "building the Gen-Verse datasets", "the data-pipeline work")
+
+
+def sft(
+    experiment: ExperimentArg = None,
+    overrides: OverridesArg = None,
+    preset: PresetOpt = None,
+    model: ModelOpt = None,
+    engine: EngineOpt = None,
+    seed: SeedOpt = None,
+    max_steps: MaxStepsOpt = None,
+) -> None:
+    """Supervised fine-tuning of the student (or the teacher) on the multi-turn tool-use corpus."""
+    cfg = load(
+        experiment,
+        overrides,
+        preset=preset,
+        model=model,
+        method=None if experiment else "sft",
+        options=option_overrides(engine__name=engine, seed=seed, sft__max_steps=max_steps),
+    )
+    require_stage(cfg, "sft", ("sft",))
+    raise _engine_not_yet("sft", cfg.engine.name, "the SFT trainer")
+
+
+def train(
+    experiment: ExperimentArg = None,
+    overrides: OverridesArg = None,
+    preset: PresetOpt = None,
+    model: ModelOpt = None,
+    method: MethodOpt = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            "--teacher", help="Teacher model path or hub id (teacher.path).", show_default=False
+        ),
+    ] = None,
+    engine: EngineOpt = None,
+    seed: SeedOpt = None,
+    max_steps: MaxStepsOpt = None,
+) -> None:
+    """RL / on-policy distillation from the SFT checkpoint: grpo, opd, sod, opsd-*, ablations."""
+    cfg = load(
+        experiment,
+        overrides,
+        preset=preset,
+        model=model,
+        method=method,
+        options=option_overrides(
+            teacher__path=teacher, engine__name=engine, seed=seed, train__max_steps=max_steps
+        ),
+    )
+    require_stage(cfg, "train", ("rl",))
+    raise _engine_not_yet("train", cfg.engine.name, "the RL / distillation trainer")
+
+
+def _engine_not_yet(command: str, engine: str, what: str) -> Exception:
+    if engine == "verl":
+        return not_yet(command, f"the verl engine ({what} on Ray + vLLM)", "the verl-engine work")
+    return not_yet(command, f"the local engine ({what})", "the local-engine work")
+
+
+def parse_benches(text: str) -> list[str]:
+    """``"all"`` or ``"aime24,gpqa"`` -> benchmark names (checked against the registry)."""
+    if text.strip() == "all":
+        return list(PAPER_BENCHES)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if name not in BENCHMARKS:
+            raise SodctlUsageError(
+                f"--bench: unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)} or 'all'"
+            )
+    if not names:
+        raise SodctlUsageError("--bench: name at least one benchmark (or 'all')")
+    return names
+
+
+def eval_(
+    experiment: ExperimentArg = None,
+    overrides: OverridesArg = None,
+    preset: PresetOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="What to evaluate: a model path or hub id, or a size from the zoo (default: the "
+            "experiment's trained model).",
+            show_default=False,
+        ),
+    ] = None,
+    method: MethodOpt = None,
+    bench: Annotated[
+        str | None,
+        typer.Option(
+            "--bench",
+            help="Benchmarks, comma-separated (aime24,aime25,gpqa,lcb,tiny-arith) or 'all' for the paper's four.",
+            show_default=False,
+        ),
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", help="Samples per problem for avg@k (paper: 32).", show_default=False),
+    ] = None,
+    engine: Annotated[
+        Literal["hf", "vllm"] | None,
+        typer.Option(
+            "--engine", help="Generation engine: hf (transformers) or vllm.", show_default=False
+        ),
+    ] = None,
+    grader: Annotated[
+        Literal["strict", "math-verify", "both"] | None,
+        typer.Option(
+            "--grader",
+            help="Answer grader; 'both' reports the two side by side.",
+            show_default=False,
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            "--temperature", help="Sampling temperature (paper: 1.0).", show_default=False
+        ),
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option("--top-p", help="Nucleus sampling (paper: 0.6).", show_default=False),
+    ] = None,
+    max_turns: Annotated[
+        int | None,
+        typer.Option(
+            "--max-turns", help="Assistant turns per problem (paper: 16).", show_default=False
+        ),
+    ] = None,
+    max_response_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-response-tokens",
+            help="Response budget, tool tokens included (paper: 20480).",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", help="Evaluate only the first N problems of each bench.", show_default=False
+        ),
+    ] = None,
+    seed: SeedOpt = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Results directory (eval.results_dir).", show_default=False),
+    ] = None,
+) -> None:
+    """Evaluate a model with the tool loop: avg@k on AIME24/25, GPQA-Diamond, LiveCodeBench."""
+    cfg = load(
+        experiment,
+        overrides,
+        preset=preset,
+        model=model,
+        method=method,
+        options=option_overrides(
+            eval__benches=parse_benches(bench) if bench is not None else None,
+            eval__k=k,
+            rollout__engine=engine,
+            eval__grader=grader,
+            eval__temperature=temperature,
+            eval__top_p=top_p,
+            eval__max_turns=max_turns,
+            eval__max_response_tokens=max_response_tokens,
+            eval__limit=limit,
+            seed=seed,
+            eval__results_dir=out,
+        ),
+    )
+    del cfg
+    raise not_yet("eval", "evaluation (agent loop, graders, avg@k)", "the evaluation work")
+
+
+# --- whole tables ------------------------------------------------------------------------------
+
+
+def table_plan(table: str) -> list[tuple[str, str]]:
+    """The (command, experiment) steps that produce a table's rows, prerequisites first, no repeats."""
+    sizes = ("0.6b", "1.7b") if table == "table1" else ("1.7b",)
+    known = set(available_experiments())
+    steps: list[tuple[str, str]] = [("sft", "teacher/sft-4b"), ("train", "teacher/grpo-4b")]
+    if table == "table1":
+        steps.append(("eval", "teacher/grpo-4b"))  # the teacher's own row
+    for size in sizes:
+        steps += [("sft", f"table1/sft-{size}")]
+        for name, _label in TABLE_ROWS[table]:
+            experiment = _row_experiment(name, size, known)
+            command = {"vanilla": "eval", "sft": None}.get(canonical_name(name), "train")
+            if command:
+                steps.append((command, experiment))
+            if command != "eval":
+                steps.append(("eval", experiment))
+    return list(dict.fromkeys(steps))  # first occurrence wins, order kept
+
+
+def _row_experiment(name: str, size: str, known: set[str]) -> str:
+    # A row that is the same run as a Table 1 row (uniform-weighting = opd) reuses that run.
+    for candidate in (f"table1/{canonical_name(name)}-{size}", f"table2/{name}", f"table5/{name}"):
+        if candidate in known:
+            return candidate
+    raise SodctlUsageError(f"no experiment file for table row {name!r} ({size})")
+
+
+def parse_seeds(text: str | None) -> list[int]:
+    if text is None:
+        return []
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SodctlUsageError(
+            f"--seeds: expected comma-separated integers, got {text!r}"
+        ) from None
+    if not seeds:
+        raise SodctlUsageError("--seeds: name at least one seed")
+    return seeds
+
+
+def reproduce(
+    table: Annotated[
+        Literal["table1", "table2", "table5"],
+        typer.Argument(
+            metavar="TABLE", help="The paper table to reproduce: table1, table2 or table5."
+        ),
+    ],
+    overrides: OverridesArg = None,
+    preset: PresetOpt = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--seeds",
+            help="Comma-separated seeds, one full run each (paper: 5 seeds).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Validate every config and print the plan; run nothing."),
+    ] = False,
+) -> None:
+    """Run every stage a paper table needs, in order, then render the table."""
+    seed_list = parse_seeds(seeds)
+    plan = table_plan(table)
+    lines = []
+    for seed in seed_list or [None]:
+        for command, experiment in plan:
+            options = option_overrides(seed=seed)
+            cfg = load(experiment, overrides, preset=preset, options=options)
+            lines.append(
+                " ".join(
+                    [
+                        "sodctl",
+                        command,
+                        experiment,
+                        "--preset",
+                        str(cfg.preset),
+                        *options,
+                        *(overrides or []),
+                    ]
+                )
+            )
+    if dry_run:
+        typer.echo("\n".join([*lines, f"sodctl table {table} --preset {cfg.preset}"]))
+        return
+    raise not_yet(
+        f"reproduce {table}", "the pipeline driver", "the local-engine and evaluation work"
+    )
+
+
+def ablate(
+    name: Annotated[str, typer.Argument(metavar="NAME", help=f"Ablation: {', '.join(ABLATIONS)}.")],
+    overrides: OverridesArg = None,
+    preset: PresetOpt = None,
+    seed: SeedOpt = None,
+    engine: EngineOpt = None,
+) -> None:
+    """Train and evaluate one ablation of Table 2 (or Table 5's naive OPD) on the 1.7B student."""
+    if name not in ABLATIONS:
+        close = difflib.get_close_matches(name, ABLATIONS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SodctlUsageError(
+            f"unknown ablation {name!r}{hint}; choose one of: {', '.join(ABLATIONS)}"
+        )
+    experiment = "table5/naive-opd" if name == "naive-opd" else f"table2/{name}"
+    cfg = load(
+        experiment,
+        overrides,
+        preset=preset,
+        options=option_overrides(seed=seed, engine__name=engine),
+    )
+    raise _engine_not_yet(f"ablate {name}", cfg.engine.name, "the RL / distillation trainer")
+
+
+def table(
+    which: Annotated[
+        Literal["table1", "table2", "table4", "table5"],
+        typer.Argument(metavar="TABLE", help="The paper table to render (table4: training cost)."),
+    ],
+    results: Annotated[
+        str, typer.Option("--results", help="Results directory written by 'sodctl eval'.")
+    ] = "results",
+    fmt: Annotated[
+        Literal["markdown", "latex", "csv"],
+        typer.Option("--format", help="Output format."),
+    ] = "markdown",
+    preset: PresetOpt = None,
+) -> None:
+    """Render a paper table from evaluation results, beside the paper's numbers."""
+    del results, fmt, preset
+    raise not_yet(f"table {which}", "table rendering", "the results work")
+
+
+def plot(
+    figure: Annotated[
+        Literal["training-curves", "step-patterns", "divergence"],
+        typer.Argument(
+            metavar="FIGURE",
+            help="training-curves: accuracy, entropy, turns over training (Figure 4); step-patterns: "
+            "stable/erroneous/recovery shares over training (C.2); divergence: step divergence vs "
+            "tool errors (Figure 1).",
+        ),
+    ],
+    runs: Annotated[
+        str, typer.Option("--runs", help="Run directory or directories' root.")
+    ] = "runs",
+    out: Annotated[str, typer.Option("--out", help="Where to write the figures.")] = "figures",
+) -> None:
+    """Plot training dynamics and step-weight statistics from run logs."""
+    del runs, out
+    raise not_yet(f"plot {figure}", "plotting", "the results work")

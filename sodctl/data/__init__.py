@@ -1,0 +1,1 @@
+"""Datasets: benchmark declarations, builders and loaders (builders arrive with the data work)."""

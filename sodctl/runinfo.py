@@ -1,0 +1,91 @@
+"""What every run records about itself, and the one place seeds are set.
+
+``run_metadata`` is written next to a run's outputs (and to the tracker) at
+start: the resolved config, the command line, the code version and the library
+versions. Versions come from installed package metadata, so recording them
+never imports torch, transformers, verl or vLLM.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import sodctl
+
+_VERSIONED = ("sodctl", "torch", "transformers", "verl", "vllm", "omegaconf", "wandb")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that shape a run (``None`` when not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_info(path: Path | None = None) -> dict[str, Any] | None:
+    """``{"commit", "dirty"}`` of the sodctl checkout, or ``None`` outside a git checkout."""
+    where = path if path is not None else Path(sodctl.__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        top = Path(git("rev-parse", "--show-toplevel"))
+        if path is None and not (top / "sodctl" / "__init__.py").is_file():
+            return None  # sodctl installed inside some other repository
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def run_metadata(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
+    """A JSON-serialisable record of what is about to run and with which code."""
+    return {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "experiment": cfg.get("experiment"),
+        "seed": cfg.get("seed"),
+        "argv": list(sys.argv if argv is None else argv),
+        "git": git_info(),
+        "versions": package_versions(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hostname": socket.gethostname(),
+    }
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    """Seed Python, NumPy (if installed) and torch.
+
+    ``deterministic=True`` also asks torch for deterministic kernels (slower, and
+    some CUDA ops then raise); it is off by default, as in the paper's runs.
+    """
+    random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)  # for subprocesses (tool sandboxes, workers)
+    try:
+        import numpy as np
+    except ImportError:
+        pass
+    else:
+        np.random.seed(seed)
+    import torch
+
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.use_deterministic_algorithms(deterministic)

@@ -1,0 +1,305 @@
+"""The sodctl CLI: help, working inspect commands, and one-line errors (exit 2) for bad input."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from sodctl import __version__
+from sodctl.cli import main
+from sodctl.config import load_config, resolved_dict
+from sodctl.data.benchmarks import BENCHMARKS
+from sodctl.methods import ABLATIONS, METHODS
+
+STAGES = ("data", "sft", "train", "eval", "table", "plot", "reproduce", "ablate", "inspect")
+
+# Each stage's --help must mention these options.
+STAGE_OPTIONS = {
+    "data": ["--preset", "--out", "--limit", "KEY=VALUE"],
+    "sft": ["EXPERIMENT", "--preset", "--model", "--engine", "--seed", "--max-steps", "KEY=VALUE"],
+    "train": [
+        "EXPERIMENT",
+        "--preset",
+        "--model",
+        "--method",
+        "--teacher",
+        "--engine",
+        "--seed",
+        "--max-steps",
+        "KEY=VALUE",
+    ],
+    "eval": [
+        "EXPERIMENT",
+        "--model",
+        "--bench",
+        "--k",
+        "--engine",
+        "--grader",
+        "--temperature",
+        "--top-p",
+        "--max-turns",
+        "--max-response-tokens",
+        "--seed",
+        "--out",
+        "--limit",
+    ],
+    "table": ["TABLE", "--results", "--format"],
+    "plot": ["FIGURE", "--runs", "--out"],
+    "reproduce": ["TABLE", "--preset", "--seeds", "--dry-run"],
+    "ablate": ["NAME", "--preset", "--seed"],
+    "inspect": ["methods", "presets", "benches", "config", "experiments"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables: no wrapping in assertions
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc: int, out: str, err: str) -> str:
+    assert rc == 2
+    assert "Traceback" not in out + err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert ": error: " in lines[0]
+    return lines[0]
+
+
+# --- help and version -------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_version(capsys):
+    rc, out, _ = run(capsys, "--version")
+    assert rc == 0 and out.strip() == f"sodctl {__version__}"
+
+
+@pytest.mark.unit
+def test_help_lists_every_stage(capsys):
+    rc, out, _ = run(capsys, "--help")
+    assert rc == 0
+    for stage in STAGES:
+        assert f"  {stage} " in out
+
+
+@pytest.mark.unit
+def test_no_arguments_shows_help(capsys):
+    rc, out, _ = run(capsys)
+    assert rc == 0 and "Commands:" in out
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_help_documents_options(capsys, stage):
+    rc, out, err = run(capsys, stage, "--help")
+    assert rc == 0, err
+    for option in STAGE_OPTIONS[stage]:
+        assert option in out, f"{stage} --help lacks {option}"
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_inspect_methods(capsys):
+    rc, out, _ = run(capsys, "inspect", "methods")
+    assert rc == 0
+    for name, spec in METHODS.items():
+        assert name in out and spec.label in out
+    for col in ("stage", "grpo", "opd", "weighting", "clip", "teacher", "privileged", "ablation"):
+        assert col in out
+    assert "uniform-weighting" in out and "2.2" in out
+
+
+@pytest.mark.unit
+def test_inspect_presets(capsys):
+    rc, out, _ = run(capsys, "inspect", "presets")
+    assert rc == 0
+    for name in ("paper", "tiny", "smoke"):
+        assert name in out
+    assert "every hyper-parameter" in out
+
+
+@pytest.mark.unit
+def test_inspect_benches(capsys):
+    rc, out, _ = run(capsys, "inspect", "benches")
+    assert rc == 0
+    for name in BENCHMARKS:
+        assert name in out
+    assert (
+        "198" in out and "30" in out and "unknown" in out and "Gen-Verse/Open-AgentRL-Eval" in out
+    )
+
+
+@pytest.mark.unit
+def test_inspect_experiments(capsys):
+    rc, out, _ = run(capsys, "inspect", "experiments")
+    assert rc == 0 and "table1/sod-1.7b" in out and "teacher/grpo-4b" in out
+
+
+@pytest.mark.unit
+def test_inspect_config_prints_the_resolved_yaml(capsys):
+    rc, out, _ = run(
+        capsys, "inspect", "config", "table1/sod-0.6b", "train.lr=2e-6", "--preset", "tiny"
+    )
+    assert rc == 0
+    expected = resolved_dict(
+        load_config("table1/sod-0.6b", preset="tiny", overrides=["train.lr=2e-6"])
+    )
+    assert yaml.safe_load(out) == expected
+    assert expected["train"]["lr"] == 2e-6 and expected["preset"] == "tiny"
+
+
+@pytest.mark.unit
+def test_inspect_config_without_a_file(capsys):
+    rc, out, _ = run(
+        capsys, "inspect", "config", "rollout.n=8", "--method", "opd", "--model", "0.6b"
+    )
+    assert rc == 0
+    cfg = yaml.safe_load(out)
+    assert cfg["rollout"]["n"] == 8 and cfg["method"]["name"] == "opd"
+    assert cfg["model"]["path"] == "Qwen/Qwen3-0.6B" and cfg["experiment"] == "opd-0.6b"
+
+
+@pytest.mark.unit
+def test_inspect_config_key(capsys):
+    assert run(capsys, "inspect", "config", "--key", "sod.delta")[1] == "0.2\n"
+    assert run(capsys, "inspect", "config", "--key", "train.max_steps")[1] == "null\n"
+    rc, out, _ = run(capsys, "inspect", "config", "--key", "eval")
+    assert rc == 0 and yaml.safe_load(out)["top_p"] == 0.6
+
+
+@pytest.mark.unit
+def test_reproduce_dry_run_prints_a_validated_plan(capsys):
+    rc, out, _ = run(
+        capsys, "reproduce", "table2", "--dry-run", "--preset", "tiny", "--seeds", "1,2"
+    )
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0] == "sodctl sft teacher/sft-4b --preset tiny seed=1"
+    assert "sodctl train table2/heuristic-weighting --preset tiny seed=2" in lines
+    assert "sodctl train table1/opd-1.7b --preset tiny seed=1" in lines  # (1.1) is the OPD run
+    assert lines[-1] == "sodctl table table2 --preset tiny"
+    assert len(lines) == len(set(lines))
+
+
+# --- bad input: one line, exit 2, no traceback -----------------------------------------------------
+
+BAD_INPUT = {
+    "unknown key": (["train", "table1/sod-1.7b", "train.lrr=1e-5"], "did you mean 'train.lr'?"),
+    "wrong type": (["train", "train.lr=abc"], "expects a float, got 'abc'"),
+    "bad literal": (["sft", "model.size=3b"], "'0.6b', '1.7b', '4b', '14b'"),
+    "missing file": (["train", "table1/sod-3b"], "experiments/table1/sod-3b.yaml"),
+    "missing path": (["train", "/nonexistent/exp.yaml"], "no such experiment file"),
+    "unknown preset": (["train", "--preset", "huge"], "unknown preset 'huge'"),
+    "unknown method": (["train", "--method", "sodd"], "unknown method 'sodd'"),
+    "unknown ablation": (["ablate", "no-grp"], "choose one of: uniform-weighting"),
+    "malformed override": (["train", "table1/sod-1.7b", "lr"], "malformed override 'lr'"),
+    "invalid switches": (["train", "method.weighting=none"], "invalid method switches"),
+    "unknown option": (["train", "--foo"], "sodctl train: error: No such option: --foo"),
+    "missing argument": (["ablate"], "Missing argument 'NAME'"),
+    "bad choice": (["eval", "--engine", "tgi"], "'tgi' is not one of 'hf', 'vllm'"),
+    "bad table": (["table", "table9"], "'table9' is not one of"),
+    "unknown command": (["trian"], "No such command 'trian'"),
+    "unknown bench": (["eval", "--bench", "aime23"], "unknown benchmark 'aime23'"),
+    "bad seeds": (["reproduce", "table1", "--seeds", "a,b"], "--seeds"),
+    "wrong stage": (["train", "table1/sft-1.7b"], "use 'sodctl sft table1/sft-1.7b'"),
+    "unknown key to inspect": (["inspect", "config", "--key", "nope"], "no config key 'nope'"),
+}
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_one_line_and_exit_2(capsys, case):
+    args, expected = BAD_INPUT[case]
+    line = assert_one_line_error(*run(capsys, *args))
+    assert expected in line
+
+
+@pytest.mark.unit
+def test_unknown_ablation_lists_every_choice(capsys):
+    line = assert_one_line_error(*run(capsys, "ablate", "nope"))
+    for name in ABLATIONS:
+        assert name in line
+
+
+# --- stages whose engines arrive later ---------------------------------------------------------------
+
+NOT_YET = [
+    ["data", "sft"],
+    ["data", "tiny"],
+    ["sft", "table1/sft-1.7b"],
+    ["sft"],
+    ["train", "table1/sod-1.7b"],
+    ["train", "table1/sod-1.7b", "--engine", "verl"],
+    ["train", "--method", "grpo", "--preset", "smoke", "rollout.n=2"],
+    ["eval", "table1/vanilla-1.7b", "--bench", "all", "--k", "4"],
+    ["eval", "--model", "Qwen/Qwen3-0.6B", "--bench", "aime24,gpqa"],
+    ["reproduce", "table1", "--preset", "tiny"],
+    ["ablate", "no-grpo", "--preset", "tiny"],
+    ["table", "table1"],
+    ["plot", "step-patterns"],
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("args", NOT_YET, ids=" ".join)
+def test_not_yet_stages_validate_then_stop_with_one_line(capsys, args):
+    line = assert_one_line_error(*run(capsys, *args))
+    assert "is not available yet" in line and "nothing was run" in line and "arrives with" in line
+
+
+@pytest.mark.unit
+def test_config_errors_come_before_not_yet(capsys):
+    line = assert_one_line_error(*run(capsys, "train", "table1/sod-1.7b", "train.lr=-1"))
+    assert "'train.lr' must be a positive number" in line
+
+
+# --- the real console script --------------------------------------------------------------------------
+
+
+def _script() -> list[str]:
+    exe = shutil.which("sodctl")
+    if exe:
+        return [exe]
+    return [sys.executable, "-c", "import sys; from sodctl.cli import main; sys.exit(main())"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "args",
+    [["train", "--foo"], ["train", "table1/sod-1.7b", "train.lrr=1"], ["train", "table1/sod-1.7b"]],
+    ids=" ".join,
+)
+def test_console_script_prints_one_line_and_exits_2(args):
+    proc = subprocess.run([*_script(), *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("sodctl")
+
+
+@pytest.mark.integration
+def test_console_script_version():
+    proc = subprocess.run([*_script(), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"sodctl {__version__}"
+
+
+@pytest.mark.integration
+def test_python_dash_m_sodctl():
+    proc = subprocess.run(
+        [sys.executable, "-m", "sodctl", "train", "--foo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("sodctl train: error: No such option")

@@ -1,0 +1,443 @@
+"""The configuration system: schema defaults, shipped experiment files, merge order, errors."""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from sodctl.config import (
+    PRESETS,
+    SodctlConfig,
+    available_experiments,
+    available_presets,
+    experiments_dir,
+    final_model_dir,
+    load_config,
+    method_spec,
+    parse_override,
+    resolved_dict,
+    to_yaml,
+)
+from sodctl.config.loader import describe, header_comment
+from sodctl.errors import NotYetAvailableError, SodctlUsageError
+from sodctl.methods import METHODS, get_method
+
+pytestmark = pytest.mark.unit
+
+EXPERIMENTS = available_experiments()
+
+# REFERENCE.md §4-§8: (key, value) pairs the paper preset must resolve to.
+PAPER_VALUES = {
+    "train.lr": 1e-6,
+    "train.train_batch_prompts": 64,
+    "train.ppo_mini_batch_prompts": 16,
+    "train.ppo_epochs": 1,
+    "train.epochs": 1,
+    "train.clip_low": 0.2,
+    "train.clip_high": 0.28,
+    "train.dual_clip": 3.0,
+    "train.loss_agg": "token-mean",
+    "train.grad_clip": 1.0,
+    "train.kl_coef": 0.0,
+    "train.entropy_coef": 0.0,
+    "rollout.n": 16,
+    "rollout.temperature": 1.0,
+    "rollout.top_p": 1.0,
+    "rollout.max_turns": 16,
+    "data.max_prompt_tokens": 2560,
+    "data.max_response_tokens": 20480,
+    "sod.eps": 1e-6,
+    "sod.delta": 0.2,
+    "sod.opd_coef": 1.0,
+    "sod.opd_form": "advantage",
+    "sod.heuristic_gamma": 0.9,
+    "reward.grader": "strict",
+    "reward.correct": 1.0,
+    "reward.incorrect": -1.0,
+    "reward.tool_shaping": True,
+    "reward.overlong_penalty": True,
+    "reward.overlong_buffer": 1024,
+    "tool.compile_timeout_s": 60,
+    "tool.run_timeout_s": 60,
+    "tool.memory_mb": 2048,
+    "tool.max_observation_chars": 256,
+    "tool.print_mode": "paper",
+    "sft.lr": 5e-5,
+    "sft.epochs": 5,
+    "sft.batch_size": 128,
+    "sft.max_length": 32768,
+    "sft.truncation": "right",
+    "eval.benches": ["aime24", "aime25", "gpqa", "lcb"],
+    "eval.k": 32,
+    "eval.temperature": 1.0,
+    "eval.top_p": 0.6,
+    "eval.max_turns": 16,
+    "eval.max_response_tokens": 20480,
+    "teacher.size": "4b",
+    "zoo[0.6b]": "Qwen/Qwen3-0.6B",
+    "zoo[1.7b]": "Qwen/Qwen3-1.7B",
+    "zoo[4b]": "Qwen/Qwen3-4B",
+    "zoo[14b]": "Qwen/Qwen3-14B",
+}
+
+
+@functools.cache
+def _load(experiment: str, preset: str | None = None):
+    """Shipped configs, loaded once per test session (the tests never mutate them)."""
+    return load_config(experiment, preset=preset)
+
+
+def _get(cfg, key: str):
+    if key.startswith("zoo["):
+        return cfg.zoo[key[4:-1]]
+    value = OmegaConf.select(cfg, key)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _flat_keys(d: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in d.items():
+        key = f"zoo[{k}]" if prefix == "zoo." else f"{prefix}{k}"
+        out |= _flat_keys(v, key + ".") if isinstance(v, dict) else {key}
+    return out
+
+
+def _usage_error(**kwargs) -> str:
+    with pytest.raises(SodctlUsageError) as info:
+        load_config(**kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# --- shipped files -------------------------------------------------------------------------
+
+
+def test_the_paper_matrix_is_shipped():
+    expected = {"teacher/sft-4b", "teacher/grpo-4b", "table5/naive-opd"}
+    for size in ("0.6b", "1.7b"):
+        for m in ("vanilla", "sft", "grpo", "opd", "opsd-gt", "opsd-hint", "sod"):
+            expected.add(f"table1/{m}-{size}")
+    for a in (
+        "uniform-weighting",
+        "heuristic-weighting",
+        "mask-after-wrong",
+        "no-clipping",
+        "no-grpo",
+        "no-stepwise-opd",
+    ):
+        expected.add(f"table2/{a}")
+    assert expected <= set(EXPERIMENTS)
+    assert set(available_presets()) == set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_shipped_experiment_loads_under_every_preset(experiment, preset):
+    cfg = _load(experiment, preset)
+    assert cfg.experiment == experiment
+    assert cfg.preset == preset
+    assert cfg.model.path and cfg.teacher.path  # resolved: never null after loading
+    assert "${" not in to_yaml(cfg)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_headers_say_what_needs_and_how_to_run(experiment):
+    header = header_comment(experiments_dir() / f"{experiment}.yaml")
+    assert header and header[0], "first line: what it reproduces"
+    assert any(line.startswith("Needs:") for line in header)
+    run = [line for line in header if line.startswith("Run:")]
+    assert run and "sodctl " in run[0] and experiment in run[0]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_have_a_description(preset):
+    assert describe(experiments_dir() / "presets" / f"{preset}.yaml")
+
+
+def test_experiment_methods_match_their_names():
+    for name in EXPERIMENTS:
+        folder, stem = name.split("/")
+        if folder == "table1":
+            stem = stem.rsplit("-", 1)[0]  # opsd-gt-1.7b -> opsd-gt
+        elif folder == "teacher":
+            stem = stem.split("-")[0]  # grpo-4b -> grpo
+        assert _load(name, "paper").method.name == get_method(stem).name, name
+
+
+# --- the paper preset ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "value"), sorted(PAPER_VALUES.items()))
+def test_paper_preset_matches_reference(key, value):
+    assert _get(_load("table1/sod-1.7b", "paper"), key) == value
+
+
+def test_paper_preset_spells_out_every_reference_value():
+    body = OmegaConf.to_container(OmegaConf.load(experiments_dir() / "presets" / "paper.yaml"))
+    assert set(PAPER_VALUES) <= _flat_keys(body)
+
+
+def test_schema_defaults_are_the_paper():
+    defaults = OmegaConf.structured(SodctlConfig)
+    for key, value in PAPER_VALUES.items():
+        assert _get(defaults, key) == value, key
+    assert load_config().preset == "paper"
+
+
+def test_teacher_recipe_trains_two_epochs_from_its_sft_checkpoint():
+    cfg = _load("teacher/grpo-4b", "paper")
+    assert cfg.train.epochs == 2 and cfg.model.size == "4b" and cfg.method.name == "grpo"
+    assert Path(cfg.model.path) == final_model_dir(_load("teacher/sft-4b", "paper"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_distillation_experiments_point_at_the_trained_teacher_and_sft_student(preset):
+    teacher_dir = final_model_dir(_load("teacher/grpo-4b", preset))
+    for name in EXPERIMENTS:
+        cfg = _load(name, preset)
+        if cfg.method.stage != "rl" or name.startswith("teacher/"):
+            continue
+        sft_dir = final_model_dir(_load(f"table1/sft-{cfg.model.size}", preset))
+        assert Path(cfg.model.path) == sft_dir, name
+        if method_spec(cfg).needs_teacher_model:
+            assert Path(cfg.teacher.path) == teacher_dir, name
+
+
+def test_tiny_and_smoke_presets_are_small():
+    for preset in ("tiny", "smoke"):
+        cfg = _load("table1/sod-1.7b", preset)
+        assert cfg.rollout.n <= 4 and cfg.train.max_steps and cfg.train.max_steps <= 100
+        assert cfg.data.max_response_tokens <= 512 and cfg.eval.benches == ["tiny-arith"]
+        assert cfg.zoo["1.7b"].startswith(f"runs/{preset}/models/")
+        assert cfg.engine.device == "cpu"
+
+
+# --- composition and precedence --------------------------------------------------------------
+
+
+@pytest.fixture
+def exp_file(tmp_path: Path) -> Path:
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "# a test experiment\npreset: tiny\nmethod: opd\nmodel: 0.6b\n"
+        "train:\n  lr: 3.0e-4\nrollout:\n  n: 3\n"
+    )
+    return path
+
+
+def test_file_beats_preset_and_selects_preset_method_model(exp_file):
+    cfg = load_config(str(exp_file))
+    assert cfg.experiment == "mine"
+    assert cfg.preset == "tiny" and cfg.train.train_batch_prompts == 16  # from the tiny preset
+    assert cfg.train.lr == 3e-4 and cfg.rollout.n == 3  # the file beats the preset
+    assert cfg.method.name == "opd" and cfg.method.weighting == "uniform"
+    assert cfg.model.size == "0.6b" and cfg.model.path == "runs/tiny/models/0.6b"
+
+
+def test_explicit_arguments_beat_the_file(exp_file):
+    cfg = load_config(str(exp_file), preset="smoke", model="1.7b", method="sod")
+    assert cfg.preset == "smoke" and cfg.train.max_steps == 2
+    assert cfg.model.size == "1.7b" and cfg.method.name == "sod" and cfg.method.weighting == "sod"
+    assert cfg.train.lr == 3e-4  # the file body still applies on top of the new preset
+
+
+def test_overrides_beat_everything(exp_file):
+    cfg = load_config(
+        str(exp_file),
+        preset="smoke",
+        model="1.7b",
+        overrides=["train.lr=1e-5", "rollout.n=5", "preset=paper", "model=0.6b", "method=grpo"],
+    )
+    assert cfg.train.lr == 1e-5 and isinstance(cfg.train.lr, float)
+    assert cfg.rollout.n == 5 and cfg.preset == "paper" and cfg.model.size == "0.6b"
+    assert cfg.method.name == "grpo" and not cfg.method.opd
+
+
+def test_model_argument_may_be_a_path():
+    cfg = load_config(model="/models/my-student")
+    assert cfg.model.path == "/models/my-student" and cfg.model.size == "1.7b"
+
+
+def test_experiment_path_without_suffix_and_name_with_suffix(exp_file):
+    assert load_config(str(exp_file.with_suffix(""))).experiment == "mine"
+    assert load_config("table1/sod-1.7b.yaml").experiment == "table1/sod-1.7b"
+    assert load_config("experiments/table1/sod-1.7b.yaml").experiment == "table1/sod-1.7b"
+
+
+def test_names_not_shipped_are_looked_up_in_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "experiments" / "mine").mkdir(parents=True)
+    (tmp_path / "experiments" / "mine" / "fast.yaml").write_text("method: grpo\nrollout:\n  n: 2\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("mine/fast")
+    assert cfg.experiment == "mine/fast" and cfg.rollout.n == 2 and cfg.method.name == "grpo"
+    assert load_config("table1/sod-1.7b").experiment == "table1/sod-1.7b"  # shipped still found
+
+
+def test_default_experiment_name():
+    assert load_config(method="no-grpo", model="0.6b").experiment == "no-grpo-0.6b"
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_method_switches_come_from_the_registry(name):
+    cfg = load_config(method=name)
+    spec = METHODS[name]
+    assert method_spec(cfg) == spec
+    for switch in ("stage", "grpo", "opd", "weighting", "clip_weights", "teacher", "privileged"):
+        assert cfg.method[switch] == getattr(spec, switch)
+
+
+def test_aliases_resolve_to_the_canonical_method():
+    assert load_config(method="uniform-weighting").method.name == "opd"
+    assert load_config(method="no-stepwise-opd").method.name == "grpo"
+
+
+def test_a_single_switch_may_be_overridden():
+    cfg = load_config("table1/sod-1.7b", overrides=["method.weighting=uniform"])
+    spec = method_spec(cfg)
+    assert spec.name == "sod" and spec.weighting == "uniform" and spec.ablation_id is None
+
+
+def test_file_may_override_a_switch(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text("method:\n  name: sod\n  clip_weights: false\n")
+    cfg = load_config(str(path))
+    assert cfg.method.name == "sod" and cfg.method.clip_weights is False
+    assert load_config(str(path), method="opd").method.clip_weights is True  # another method: exact
+
+
+def test_zoo_entries_take_dot_or_bracket_keys():
+    cfg = load_config(overrides=["zoo.0.6b=/a", "zoo[1.7b]=/b"])
+    assert cfg.zoo["0.6b"] == "/a" and cfg.model.path == "/b"
+
+
+def test_interpolations_are_resolved():
+    cfg = load_config("table1/sod-1.7b", overrides=["output_dir=/scratch"])
+    assert cfg.teacher.path == "/scratch/teacher/grpo-4b/final"
+
+
+def test_no_clipping_accepts_infinite_delta():
+    assert math.isinf(load_config(overrides=["sod.delta=.inf"]).sod.delta)
+
+
+def test_string_keys_keep_what_was_typed():
+    cfg = load_config(overrides=["logging.run_name=yes", "model.path=1.5"])
+    assert cfg.logging.run_name == "yes" and cfg.model.path == "1.5"
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    cfg = load_config("table1/opsd-hint-0.6b", preset="tiny", overrides=["seed=7"])
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(cfg))
+    again = load_config(str(path))
+    assert resolved_dict(again) == resolved_dict(cfg)
+
+
+def test_parse_override():
+    assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+    assert parse_override("a=") == ("a", None)
+    assert parse_override("a=x=y") == ("a", "x=y")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def test_unknown_key_suggests_the_closest():
+    msg = _usage_error(overrides=["train.lrr=1e-5"])
+    assert "unknown config key 'train.lrr' (did you mean 'train.lr'?)" in msg
+    assert "did you mean 'train.lr'" in _usage_error(overrides=["trian.lr=1"])
+    assert "unknown config key 'train.lr.x'" in _usage_error(overrides=["train.lr.x=1"])
+
+
+def test_unknown_key_in_a_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("rollout:\n  nn: 3\n")
+    msg = _usage_error(experiment=str(path))
+    assert "'rollout.nn'" in msg and "did you mean 'rollout.n'" in msg and str(path) in msg
+
+
+def test_wrong_type():
+    assert "config key 'train.lr' expects a float, got 'abc'" in _usage_error(
+        overrides=["train.lr=abc"]
+    )
+    assert "expects an integer, got 1.5" in _usage_error(overrides=["rollout.n=1.5"])
+    assert "expects an integer or null" in _usage_error(overrides=["train.max_steps=x"])
+    assert "expects a list of strings" in _usage_error(overrides=["eval.benches=aime24"])
+    assert "is a section" in _usage_error(overrides=["train=3"])
+
+
+def test_bad_literal_names_the_allowed_values():
+    msg = _usage_error(overrides=["model.size=3b"])
+    assert "'model.size'" in msg and "'0.6b', '1.7b', '4b', '14b'" in msg and "'3b'" in msg
+    msg = _usage_error(overrides=["logging.wandb_mode=off"])
+    assert "'offline', 'online', 'disabled'" in msg and "got 'off'" in msg
+
+
+def test_missing_experiment_names_the_path_and_lists_choices():
+    msg = _usage_error(experiment="table1/sod-3b")
+    assert "experiments/table1/sod-3b.yaml" in msg and "did you mean 'table1/sod-1.7b'" in msg
+    assert "table1/vanilla-0.6b" in msg
+    assert "no such experiment file: /nonexistent/x.yaml" in _usage_error(
+        experiment="/nonexistent/x.yaml"
+    )
+
+
+def test_unknown_preset_lists_presets():
+    msg = _usage_error(preset="huge")
+    assert "unknown preset 'huge'" in msg and "paper, smoke, tiny" in msg
+
+
+def test_unknown_method_uses_the_registry_message():
+    msg = _usage_error(method="sodd")
+    assert "unknown method 'sodd'" in msg and "opsd-hint" in msg
+
+
+def test_malformed_override():
+    for bad in ("train.lr", "=3"):
+        assert "malformed override" in _usage_error(overrides=[bad])
+    assert "not valid YAML" in _usage_error(overrides=["train.lr=[1"])
+
+
+def test_invalid_method_combination():
+    msg = _usage_error(overrides=["method.weighting=none"])
+    assert "invalid method switches" in msg and "inspect methods" in msg
+    assert "invalid method switches" in _usage_error(
+        method="grpo", overrides=["method.teacher=external"]
+    )
+
+
+def test_ranges_and_cross_field_rules():
+    assert "'train.lr' must be a positive number" in _usage_error(overrides=["train.lr=-1"])
+    assert "'rollout.top_p' must be in (0, 1]" in _usage_error(overrides=["rollout.top_p=0"])
+    assert "must divide" in _usage_error(overrides=["train.ppo_mini_batch_prompts=5"])
+    assert "tool.sandbox_url" in _usage_error(overrides=["tool.backend=sandbox-fusion"])
+    assert "pattern_low" in _usage_error(overrides=["sod.pattern_low=0.9"])
+    assert "unknown benchmark 'aime23'" in _usage_error(overrides=["eval.benches=[aime23]"])
+    load_config(
+        overrides=["tool.backend=sandbox-fusion", "tool.sandbox_url=http://h:8080/run_code"]
+    )
+
+
+def test_unknown_interpolation(tmp_path):
+    assert "'model.path'" in _usage_error(overrides=["model.path=${nope}"])
+
+
+def test_bad_yaml_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("train: [1,\n")
+    assert "not valid YAML" in _usage_error(experiment=str(path))
+    path.write_text("- a list\n")
+    assert "must be a YAML mapping" in _usage_error(experiment=str(path))
+    path.write_text("model: 4\n")
+    assert "'model' must be a size" in _usage_error(experiment=str(path))
+    path.write_text("method:\n  grpo: false\n")
+    assert "'method' must be a method name" in _usage_error(experiment=str(path))
+
+
+def test_error_classes():
+    assert issubclass(NotYetAvailableError, SodctlUsageError)
+    assert SodctlUsageError("two\nlines").message == "two lines"

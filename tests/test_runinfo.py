@@ -1,0 +1,80 @@
+"""Run metadata and seeding (sodctl.runinfo)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from datetime import datetime
+
+import numpy as np
+import pytest
+import torch
+
+from sodctl.config import load_config, resolved_dict
+from sodctl.runinfo import git_info, package_versions, run_metadata, seed_everything
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _restore_env(monkeypatch):
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # seed_everything sets it; monkeypatch restores it
+
+
+def test_run_metadata_records_config_code_and_environment():
+    cfg = load_config("table1/sod-1.7b", preset="tiny", overrides=["seed=7"])
+    meta = run_metadata(cfg, argv=["sodctl", "train", "table1/sod-1.7b"])
+    json.dumps(meta)  # serialisable as is
+    assert meta["config"] == resolved_dict(cfg)
+    assert meta["seed"] == 7 and meta["experiment"] == "table1/sod-1.7b"
+    assert meta["argv"] == ["sodctl", "train", "table1/sod-1.7b"]
+    assert meta["hostname"]
+    assert datetime.fromisoformat(meta["timestamp"]).tzinfo is not None
+    versions = meta["versions"]
+    assert versions["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert versions["torch"] and versions["sodctl"]
+    assert {"transformers", "verl", "vllm"} <= set(versions)
+
+
+def test_run_metadata_defaults_to_sys_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["sodctl", "inspect"])
+    assert run_metadata(load_config())["argv"] == ["sodctl", "inspect"]
+
+
+def test_versions_never_import_heavy_packages():
+    before = set(sys.modules)
+    versions = package_versions()
+    assert not {"transformers", "verl", "vllm"} & (set(sys.modules) - before)
+    assert all(v is None or isinstance(v, str) for v in versions.values())
+
+
+def test_git_info_in_and_out_of_a_checkout(tmp_path):
+    info = git_info()
+    if info is not None:  # running from a git checkout of sodctl
+        assert re.fullmatch(r"[0-9a-f]{40}", info["commit"]) and isinstance(info["dirty"], bool)
+    assert git_info(tmp_path) is None
+
+
+def _draws() -> tuple[float, float, list[float]]:
+    return random.random(), float(np.random.rand()), torch.rand(3).tolist()
+
+
+def test_seed_everything_makes_draws_repeat():
+    seed_everything(123)
+    first = _draws()
+    seed_everything(123)
+    assert _draws() == first
+    seed_everything(124)
+    assert _draws() != first
+
+
+def test_deterministic_algorithms_are_off_unless_asked():
+    try:
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        seed_everything(0)
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
