@@ -13,16 +13,17 @@ REFERENCE.md §7 is the source of every entry.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, get_args
+
+from sodctl.core.advantages import Weighting
 
 Stage = Literal["base", "sft", "rl"]
-Weighting = Literal["none", "uniform", "sod", "heuristic", "mask-after-wrong"]
 TeacherSource = Literal["none", "external", "self"]
 Privileged = Literal["none", "solution", "hint"]
 
-WEIGHTINGS: tuple[str, ...] = ("none", "uniform", "sod", "heuristic", "mask-after-wrong")
-TEACHER_SOURCES: tuple[str, ...] = ("none", "external", "self")
-PRIVILEGED: tuple[str, ...] = ("none", "solution", "hint")
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
+TEACHER_SOURCES: tuple[str, ...] = get_args(TeacherSource)
+PRIVILEGED: tuple[str, ...] = get_args(Privileged)
 
 
 @dataclass(frozen=True)
