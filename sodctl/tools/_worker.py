@@ -1,0 +1,392 @@
+"""A warm sandbox worker: ``python -m sodctl.tools._worker SLOT MODULES``.
+
+The worker imports the common modules once, then serves requests from its
+parent over a pipe (4-byte big-endian length + JSON). Each request runs in a
+fresh child forked from the warm worker, so imports are free and no state
+leaks from one call to the next. The child, before running the code:
+
+* starts a new session (its own process group, killed whole at the end);
+* when the OS allows (root or CAP_SYS_ADMIN): enters new network and mount
+  namespaces -> no network at all (only a down loopback), and private tmpfs
+  mounts on /tmp, /var/tmp and /dev/shm, so nothing it writes there survives it;
+* when running as root: drops to a uid of its own (one per worker slot), so it
+  cannot signal the worker, read other processes' environments or write
+  outside world-writable places; after the call every process of that uid is
+  killed, which also catches descendants that left the process group;
+* sets resource limits: address space, CPU seconds, processes, file size, open
+  files, no core dumps;
+* works in a fresh empty directory, with a scrubbed environment.
+
+Without root, the namespaces and the uid switch are skipped (the reply says so
+through ``network_isolated``); limits, process groups and fresh directories remain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import json
+import os
+import resource
+import selectors
+import signal
+import struct
+import sys
+import tempfile
+import time
+import traceback
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+SANDBOX_UID_BASE = 61000
+SCRUBBED_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONIOENCODING": "utf-8",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+# --- framing -------------------------------------------------------------------------------
+
+
+def read_msg(fd: int) -> dict | None:
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    body = _read_exact(fd, struct.unpack(">I", head)[0])
+    return None if body is None else json.loads(body)
+
+
+def write_msg(fd: int, msg: dict) -> None:
+    body = json.dumps(msg).encode()
+    data = struct.pack(">I", len(body)) + body
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+# --- the child -------------------------------------------------------------------------------
+
+
+def _enter_network_namespace() -> bool:
+    """Put the whole worker (and so every child) in a new, empty network namespace."""
+    return _libc.unshare(CLONE_NEWNET) == 0
+
+
+MS_BIND = 0x1000
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _share_python_install() -> None:
+    """Let the sandbox uid read the Python installation when it lives in root's private home.
+
+    In a mount namespace of the worker's own, a small tmpfs (mode 0755) covers /root and
+    the directories holding the interpreter and its packages are bound back into it; the
+    rest of /root stays out of sight.
+    """
+    needed = [
+        p
+        for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}
+        if p.startswith("/root/")
+    ]
+    if not needed or _libc.unshare(CLONE_NEWNS) != 0:
+        return
+    _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
+    tops = sorted(
+        {"/root/" + p.split("/")[2] for p in needed if os.path.exists("/root/" + p.split("/")[2])}
+    )
+    fds = {top: os.open(top, os.O_PATH) for top in tops}
+    if _libc.mount(b"tmpfs", b"/root", b"tmpfs", 0, b"size=1m,mode=0755") != 0:
+        return
+    for top, fd in fds.items():
+        os.mkdir(top)
+        _libc.mount(f"/proc/self/fd/{fd}".encode(), top.encode(), None, MS_BIND | MS_REC, None)
+        os.close(fd)
+
+
+def _enter_mount_namespace() -> bool:
+    """A private mount namespace with fresh tmpfs on the world-writable places; False if not permitted."""
+    if _libc.unshare(CLONE_NEWNS) != 0:
+        return False
+    if _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    for path in (b"/tmp", b"/var/tmp", b"/dev/shm"):
+        if os.path.isdir(path):
+            _libc.mount(b"tmpfs", path, b"tmpfs", 0, b"size=256m,mode=1777")
+    return True
+
+
+def _run_child(req: dict, slot: int, stdin_fd: int, out_w: int, err_w: int, status_w: int) -> None:
+    """In the forked child: isolate, limit, run the code, report how it ended, exit."""
+    os.setsid()
+    _enter_mount_namespace()
+    work = tempfile.mkdtemp(prefix="run-", dir="/tmp")
+    root = os.geteuid() == 0
+    uid = SANDBOX_UID_BASE + slot
+    if root:
+        os.chown(work, uid, uid)
+    os.chdir(work)
+    os.dup2(stdin_fd, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    mem = int(req["memory_mb"]) * 1024 * 1024
+    limits = {
+        resource.RLIMIT_AS: mem,
+        resource.RLIMIT_CPU: int(req["timeout_s"]) + 1,
+        resource.RLIMIT_NPROC: int(req.get("max_procs", 64)),
+        resource.RLIMIT_FSIZE: int(req.get("max_file_bytes", 16 * 1024 * 1024)),
+        resource.RLIMIT_NOFILE: 64,
+        resource.RLIMIT_CORE: 0,
+    }
+    for what, value in limits.items():
+        resource.setrlimit(what, (value, value))
+    if root:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    os.environ.clear()
+    os.environ.update(SCRUBBED_ENV, HOME=work, TMPDIR=work)
+    sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
+    sys.argv = ["<code>"]
+    kind, code = "ok", 0
+    try:
+        exec(
+            compile(req["code"], "<code>", "exec"),
+            {"__name__": "__main__", "__builtins__": __builtins__},
+        )
+    except SystemExit as e:
+        kind = "exit"
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+    except MemoryError:
+        kind, code = "memory", 1
+        print("MemoryError: the code exceeded its memory limit", file=sys.stderr)
+    except BaseException as e:
+        kind, code = "exception", 1
+        # leave this sandbox's own frame out of the traceback the model sees
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os.write(status_w, json.dumps({"kind": kind, "code": code}).encode())
+        os._exit(code & 0xFF)
+
+
+# --- the worker side of one call ---------------------------------------------------------------
+
+
+def _start_reaper(uid: int) -> tuple[int, int]:
+    """A small root process, forked before the heavy imports, that kills every process of
+    ``uid`` on request (one byte in, one byte out). Forking it per call is cheap, where
+    forking the warm worker is not."""
+    req_r, req_w = os.pipe()
+    ack_r, ack_w = os.pipe()
+    if os.fork() == 0:
+        os.close(req_w)
+        os.close(ack_r)
+        while os.read(req_r, 1):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    os.kill(-1, signal.SIGKILL)  # every process of uid but this one
+                finally:
+                    os._exit(0)
+            os.waitpid(pid, 0)
+            os.write(ack_w, b"k")
+        os._exit(0)
+    os.close(req_r)
+    os.close(ack_w)
+    return req_w, ack_r
+
+
+_REAPER: tuple[int, int] | None = None
+_NET_ISOLATED = False
+
+
+def _uid_has_processes(uid: int) -> bool:
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    return True
+            except FileNotFoundError:
+                continue
+    return False
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill what is left of ``uid`` (descendants that escaped the process group), if anything."""
+    if _REAPER is not None and _uid_has_processes(uid):
+        os.write(_REAPER[0], b"k")
+        os.read(_REAPER[1], 1)
+
+
+def _reap_orphans() -> None:
+    """Collect killed descendants re-parented to this worker (a child subreaper), so that
+    zombies never count against the sandbox uid's process limit."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def run_one(req: dict, slot: int) -> dict:
+    cap = int(req["max_output_bytes"])
+    stdin_file = tempfile.TemporaryFile()  # noqa: SIM115 - its fd is handed to the child, closed below
+    stdin_file.write((req.get("stdin") or "").encode())
+    stdin_file.seek(0)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    st_r, st_w = os.pipe()
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for fd in (out_r, err_r, st_r):
+                os.close(fd)
+            _run_child(req, slot, stdin_file.fileno(), out_w, err_w, st_w)
+        finally:
+            os._exit(125)
+    for fd in (out_w, err_w, st_w):
+        os.close(fd)
+    stdin_file.close()
+
+    bufs = {out_r: bytearray(), err_r: bytearray()}
+    truncated = False
+    sel = selectors.DefaultSelector()
+    for fd in bufs:
+        sel.register(fd, selectors.EVENT_READ)
+    pidfd = os.pidfd_open(pid)  # readable once the child has exited
+    sel.register(pidfd, selectors.EVENT_READ)
+    deadline = t0 + float(req["timeout_s"])
+    timed_out = False
+    exited = False
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = not exited
+            break
+        # Once the child is gone, only take what is already buffered: stragglers are killed below.
+        events = sel.select(timeout=0 if exited else remaining)
+        if exited and not events:
+            break
+        for key, _ in events:
+            if key.fd == pidfd:
+                exited = True
+                sel.unregister(pidfd)
+                continue
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                sel.unregister(key.fd)
+                continue
+            buf = bufs[key.fd]
+            room = cap - len(buf)
+            truncated |= len(chunk) > room
+            buf += chunk[: max(room, 0)]
+        if exited and len(sel.get_map()) == 0:
+            break
+    # End the whole process group and, as root, every process of the sandbox uid.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    _kill_uid(SANDBOX_UID_BASE + slot)
+    _, wait_status = os.waitpid(pid, 0)
+    _reap_orphans()
+    duration = time.monotonic() - t0
+    sel.close()
+    os.close(pidfd)
+    for fd in bufs:
+        os.close(fd)
+    status_raw = b""
+    os.set_blocking(st_r, False)
+    with contextlib.suppress(BlockingIOError):
+        status_raw = os.read(st_r, 4096)
+    os.close(st_r)
+    info = json.loads(status_raw) if status_raw else {}
+    exit_code = os.waitstatus_to_exitcode(wait_status)
+    if timed_out or exit_code == -signal.SIGXCPU:
+        status = "timeout"
+    elif info.get("kind") == "memory":
+        status = "memory"
+    elif exit_code == 0 and info:
+        status = "ok"
+    elif info or exit_code != 0:
+        status = "error"
+    else:
+        status = "sandbox_error"
+    stderr = bufs[err_r].decode("utf-8", "replace")
+    if status == "timeout":
+        stderr += f"\nTimeoutError: execution exceeded {req['timeout_s']} s"
+    elif exit_code < 0 and not info:
+        stderr += f"\nkilled by signal {-exit_code}"
+    return {
+        "status": status,
+        "stdout": bufs[out_r].decode("utf-8", "replace"),
+        "stderr": stderr,
+        "exit_code": exit_code,
+        "duration_s": duration,
+        "truncated": truncated,
+        "network_isolated": _NET_ISOLATED,
+    }
+
+
+def main() -> None:
+    global _REAPER, _NET_ISOLATED
+    slot = int(sys.argv[1])
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of a call come back here to be reaped
+    if os.geteuid() == 0:
+        _REAPER = _start_reaper(SANDBOX_UID_BASE + slot)
+    _NET_ISOLATED = _enter_network_namespace()
+    if os.geteuid() == 0:
+        _share_python_install()
+    for name in filter(None, sys.argv[2].split(",")):
+        with contextlib.suppress(Exception):  # a missing optional module is only imported later
+            importlib.import_module(name)
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    write_msg(proto_out, {"ready": True, "pid": os.getpid()})
+    while True:
+        req = read_msg(proto_in)
+        if req is None:
+            return
+        try:
+            reply = run_one(req, slot)
+        except Exception as e:  # the executor failed, not the code
+            reply = {
+                "status": "sandbox_error",
+                "stderr": f"sandbox failure: {e!r}",
+                "exit_code": None,
+            }
+        write_msg(proto_out, reply)
+
+
+if __name__ == "__main__":
+    main()
