@@ -7,7 +7,8 @@ and RL rollouts depend on this contract only.
 Log-prob convention: ``log_probs[i]`` is ``log softmax(logits / temperature)[token_ids[i]]``
 - the distribution sampling drew from *before* top-p / top-k truncation. At
 temperature 1 this is the policy's log pi(y_t | prefix), which is what the
-trainer's ``old_log_probs`` are.
+trainer's ``old_log_probs`` are. Greedy decoding (``temperature=0``) reports
+``log softmax(logits)``.
 
 Stop strings: generation of a sequence stops right after the first occurrence
 of any stop string in its *new* text; the returned tokens include the tokens
@@ -70,4 +71,6 @@ class GenerationEngine(Protocol):
     @property
     def eos_token_ids(self) -> tuple[int, ...]: ...
 
-    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Completion]: ...
+    def generate(
+        self, prompts: Sequence[Sequence[int]], params: SamplingParams
+    ) -> list[Completion]: ...

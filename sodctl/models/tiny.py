@@ -1,0 +1,138 @@
+"""Tiny Qwen3-architecture models and a character tokenizer, built locally.
+
+Nothing can be downloaded at run time, so the tiny world (and the tests) make
+their own models: a character-level tokenizer carrying the Qwen3 chat special
+tokens and a chat template with the same structure as Qwen3's (tools in the
+system turn, Hermes ``<tool_call>`` blocks, tool results as ``<tool_response>``
+in a user turn), and randomly initialised ``Qwen3ForCausalLM`` models. Both are
+saved and loaded in Hugging Face format exactly like real checkpoints, so every
+code path that loads ``Qwen/Qwen3-1.7B`` loads these too.
+
+The template wording is ours; real checkpoints bring their own template.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Special tokens of the Qwen3 chat format. The first three are "special" (control
+# tokens); the tag tokens are ordinary added tokens, so decoding keeps them.
+CONTROL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+TAG_TOKENS = (
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
+)
+CHARS = string.ascii_letters + string.digits + string.punctuation + " \n\t"
+UNK = "<|unk|>"
+
+# Our own template in Qwen3's structure. transformers renders chat templates with
+# trim_blocks, which eats a newline right after a tag: those are written as {{ '\n' }}.
+# Ours: `tools` render into the system turn; a run of
+# `tool` messages becomes one user turn of <tool_response> blocks.
+CHAT_TEMPLATE = (
+    "{% if tools %}"
+    "<|im_start|>system\n"
+    "{% if messages and messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
+    "# Tools\nCall a tool by writing its name and arguments as JSON inside <tool_call></tool_call> tags.\n"
+    "Available tools:\n<tools>"
+    "{% for tool in tools %}{{ '\\n' }}{{ tool | tojson }}{% endfor %}{{ '\\n' }}</tools><|im_end|>\n"
+    "{% elif messages and messages[0].role == 'system' %}"
+    "<|im_start|>system\n{{ messages[0].content }}<|im_end|>\n"
+    "{% endif %}"
+    "{% for m in messages %}"
+    "{% if m.role == 'system' %}"
+    "{% elif m.role == 'tool' %}"
+    "{% if loop.first or messages[loop.index0 - 1].role != 'tool' %}<|im_start|>user{% endif %}"
+    "{{ '\\n' }}<tool_response>\n{{ m.content }}\n</tool_response>"
+    "{% if loop.last or messages[loop.index0 + 1].role != 'tool' %}<|im_end|>\n{% endif %}"
+    "{% else %}"
+    "<|im_start|>{{ m.role }}\n{{ m.content if m.content is string else '' }}"
+    "{% if m.role == 'assistant' and m.tool_calls %}"
+    "{% for call in m.tool_calls %}"
+    "{% set fn = call.function if call.function is defined else call %}"
+    "{% if m.content or not loop.first %}{{ '\\n' }}{% endif %}"
+    '<tool_call>\n{"name": "{{ fn.name }}", "arguments": '
+    "{{ fn.arguments if fn.arguments is string else fn.arguments | tojson }}}\n</tool_call>"
+    "{% endfor %}"
+    "{% endif %}"
+    "<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tokenizer():
+    """A character-level ``PreTrainedTokenizerFast`` with the Qwen3 chat tokens and template."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {UNK: 0}
+    for ch in CHARS:
+        vocab.setdefault(ch, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token=UNK,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=list(CONTROL_TOKENS[1:2]),
+        clean_up_tokenization_spaces=False,
+    )
+    tok.add_tokens(list(TAG_TOKENS))
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    """Shape of a tiny Qwen3 model. head_dim 64 keeps it servable by vLLM's CPU backend."""
+
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    num_key_value_heads: int = 1
+    head_dim: int = 64
+    max_position_embeddings: int = 4096
+
+
+def build_model(tokenizer, spec: TinyModelSpec = TinyModelSpec(), *, seed: int = 0):
+    """A randomly initialised ``Qwen3ForCausalLM`` sized by ``spec`` (deterministic for a seed)."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+        rope_theta=10000.0,
+        **asdict(spec),
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = Qwen3ForCausalLM(config)
+    return model.eval()
+
+
+def create_tiny_checkpoint(
+    path: str | Path, spec: TinyModelSpec = TinyModelSpec(), *, seed: int = 0
+) -> Path:
+    """Write a tiny model and its tokenizer to ``path`` in Hugging Face format; returns the path."""
+    path = Path(path)
+    tok = build_tokenizer()
+    model = build_model(tok, spec, seed=seed)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -1,0 +1,141 @@
+"""The transformers engine against the generation contract (sodctl/rollout/engine.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sodctl.models.tiny import build_model, build_tokenizer, create_tiny_checkpoint
+from sodctl.rollout.engine import GenerationEngine, SamplingParams
+from sodctl.rollout.hf_engine import HFEngine, filter_logits, sequence_log_probs
+
+pytestmark = pytest.mark.integration
+
+TOK = build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return HFEngine(build_model(TOK, seed=0), TOK, max_batch_size=3)
+
+
+def ids(text):
+    return TOK(text, add_special_tokens=False)["input_ids"]
+
+
+PROMPTS = [
+    ids("hello world"),
+    ids("a"),
+    ids("<|im_start|>user\nwhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"),
+    ids("xyz"),
+]
+
+
+def test_protocol_and_shapes(engine):
+    assert isinstance(engine, GenerationEngine)
+    outs = engine.generate(PROMPTS, SamplingParams(max_new_tokens=17, seed=0))
+    assert len(outs) == len(PROMPTS)
+    for o in outs:
+        assert len(o.token_ids) == len(o.log_probs) <= 17
+        assert o.text == TOK.decode(o.token_ids, skip_special_tokens=False)
+        assert (o.finish_reason == "length") == (
+            len(o.token_ids) == 17 and o.token_ids[-1] not in engine.eos_token_ids
+        )
+        if o.finish_reason == "eos":
+            assert o.token_ids[-1] in engine.eos_token_ids
+    assert all(
+        o.token_ids == [] for o in engine.generate(PROMPTS, SamplingParams(max_new_tokens=0))
+    )
+
+
+def test_greedy_matches_argmax_of_a_forward_pass_and_padding_is_invisible(engine):
+    batch = engine.generate(PROMPTS, SamplingParams(max_new_tokens=12, temperature=0))
+    for p, o in zip(PROMPTS, batch):
+        alone = engine.generate([p], SamplingParams(max_new_tokens=12, temperature=0))[0]
+        assert alone.token_ids == o.token_ids  # left padding in a batch changes nothing
+        seq = list(p)
+        for t in o.token_ids:  # argmax of a plain full forward pass, token by token
+            logits = engine.model(input_ids=torch.tensor([seq])).logits[0, -1]
+            assert int(logits.argmax()) == t
+            seq.append(t)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 1.3])
+def test_log_probs_equal_a_forward_pass(engine, temperature):
+    outs = engine.generate(
+        PROMPTS, SamplingParams(max_new_tokens=25, temperature=temperature, top_p=0.9, seed=3)
+    )
+    ref = sequence_log_probs(
+        engine.model,
+        [p + o.token_ids for p, o in zip(PROMPTS, outs)],
+        [len(p) for p in PROMPTS],
+        temperature=temperature,
+        chunk_size=2,
+    )
+    for o, r in zip(outs, ref):
+        assert len(r) == len(o.log_probs)
+        torch.testing.assert_close(torch.tensor(o.log_probs), torch.tensor(r), atol=1e-4, rtol=1e-4)
+
+
+def test_stop_strings_are_honoured_and_included(engine):
+    outs = engine.generate(
+        PROMPTS * 3, SamplingParams(max_new_tokens=60, seed=11, stop=("e", "<tool_call>"))
+    )
+    stopped = [o for o in outs if o.finish_reason == "stop"]
+    assert stopped
+    for o in stopped:
+        assert (
+            o.stop_string in TOK.decode(o.token_ids[-1:], skip_special_tokens=False)
+            or o.stop_string in o.text[-len(o.stop_string) - 20 :]
+        )
+        before = TOK.decode(o.token_ids[:-1], skip_special_tokens=False)
+        assert o.stop_string not in before  # stopped at the first occurrence
+
+
+def test_seeded_determinism_and_top_k_one_is_greedy(engine):
+    p = SamplingParams(max_new_tokens=30, seed=42)
+    a, b = engine.generate(PROMPTS, p), engine.generate(PROMPTS, p)
+    assert [o.token_ids for o in a] == [o.token_ids for o in b]
+    c = engine.generate(PROMPTS, SamplingParams(max_new_tokens=30, seed=43))
+    assert [o.token_ids for o in a] != [o.token_ids for o in c]
+    greedy = engine.generate(PROMPTS, SamplingParams(max_new_tokens=10, temperature=0))
+    top1 = engine.generate(PROMPTS, SamplingParams(max_new_tokens=10, top_k=1, seed=1))
+    tiny_p = engine.generate(PROMPTS, SamplingParams(max_new_tokens=10, top_p=1e-6, seed=2))
+    assert (
+        [o.token_ids for o in greedy]
+        == [o.token_ids for o in top1]
+        == [o.token_ids for o in tiny_p]
+    )
+
+
+def test_filter_logits():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert (
+        torch.isinf(filter_logits(logits, 1.0, 2)[0, 2:]).all()
+        and not torch.isinf(filter_logits(logits, 1.0, 2)[0, :2]).any()
+    )
+    kept = ~torch.isinf(filter_logits(logits, 0.8, -1)[0])
+    assert kept.tolist() == [True, True, False, False]  # 0.5 + 0.3 reaches 0.8
+    kept = ~torch.isinf(filter_logits(logits, 0.81, -1)[0])
+    assert kept.tolist() == [True, True, True, False]
+
+
+def test_sampling_params_validation():
+    for bad in (
+        dict(max_new_tokens=-1),
+        dict(max_new_tokens=1, top_p=0.0),
+        dict(max_new_tokens=1, top_k=0),
+        dict(max_new_tokens=1, temperature=-1),
+    ):
+        with pytest.raises(ValueError):
+            SamplingParams(**bad)
+
+
+def test_from_pretrained_round_trip(tmp_path):
+    path = create_tiny_checkpoint(tmp_path / "tiny", seed=0)
+    eng = HFEngine.from_pretrained(str(path), dtype="float32", device="cpu")
+    direct = HFEngine(build_model(TOK, seed=0), TOK)
+    p = SamplingParams(max_new_tokens=15, temperature=0)
+    assert [o.token_ids for o in eng.generate(PROMPTS, p)] == [
+        o.token_ids for o in direct.generate(PROMPTS, p)
+    ]
