@@ -189,3 +189,18 @@ def test_worker_death_is_reported_and_the_pool_recovers():
         r = one.execute("print(1)", timeout_s=5)
         assert r.status == "sandbox_error"
         assert one.execute("print(2)", timeout_s=5).stdout == "2\n"
+
+
+def test_two_executors_never_share_a_sandbox_uid(ex):
+    # a second pool's clean-up (which kills whatever of its uid survives a call) must not
+    # touch the first pool's running code
+    with LocalExecutor(1) as other:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(run, ex, "import os, time; time.sleep(1.5); print(os.getuid())", timeout_s=10)
+            uids = {run(other, "import os; print(os.getuid())").stdout for _ in range(10)}
+            r = slow.result()
+    assert r.status == "ok", r.stderr
+    if ROOT:
+        assert r.stdout not in uids

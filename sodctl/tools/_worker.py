@@ -1,4 +1,4 @@
-"""A warm sandbox worker: ``python -m sodctl.tools._worker SLOT MODULES``.
+"""A warm sandbox worker: ``python -m sodctl.tools._worker SLOT MODULES`` (SLOT only names it).
 
 The worker imports the common modules once, then serves requests from its
 parent over a pipe (4-byte big-endian length + JSON). Each request runs in a
@@ -9,7 +9,8 @@ leaks from one call to the next. The child, before running the code:
 * when the OS allows (root or CAP_SYS_ADMIN): enters new network and mount
   namespaces -> no network at all (only a down loopback), and private tmpfs
   mounts on /tmp, /var/tmp and /dev/shm, so nothing it writes there survives it;
-* when running as root: drops to a uid of its own (one per worker slot), so it
+* when running as root: drops to a uid of its own (one per live worker on the
+  machine, claimed with a lock file, so concurrent executors never share one), so it
   cannot signal the worker, read other processes' environments or write
   outside world-writable places; after the call every process of that uid is
   killed, which also catches descendants that left the process group;
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import importlib
 import json
 import os
@@ -36,12 +38,15 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
 SANDBOX_UID_BASE = 61000
+SANDBOX_UID_COUNT = 4096
+UID_LOCK_DIR = "/tmp/sodctl-sandbox-uids"
 SCRUBBED_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
@@ -133,22 +138,66 @@ def _enter_mount_namespace() -> bool:
     return True
 
 
-def _run_child(req: dict, slot: int, stdin_fd: int, out_w: int, err_w: int, status_w: int) -> None:
-    """In the forked child: isolate, limit, run the code, report how it ended, exit."""
+@dataclass
+class Spare:
+    """A child forked ahead of time from the warm worker, waiting for its one request."""
+
+    pid: int
+    pidfd: int
+    req_w: int
+    out_r: int
+    err_r: int
+    status_r: int
+
+
+def spawn_spare(uid: int) -> Spare:
+    """Fork the next child now, so that a request finds one ready (the fork of a process
+    holding numpy and sympy costs milliseconds). It isolates itself, then blocks on its
+    request pipe."""
+    req_r, req_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    st_r, st_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for fd in (req_w, out_r, err_r, st_r):
+                os.close(fd)
+            _child_main(uid, req_r, out_w, err_w, st_w)
+        finally:
+            os._exit(125)
+    for fd in (req_r, out_w, err_w, st_w):
+        os.close(fd)
+    return Spare(pid, os.pidfd_open(pid), req_w, out_r, err_r, st_r)
+
+
+def _child_main(uid: int, req_r: int, out_w: int, err_w: int, status_w: int) -> None:
+    """In the spare child: isolate, wait for the request, limit, run the code, report, exit."""
     os.setsid()
+    if _UID_LOCK_FD is not None:  # the code must not be able to release the worker's uid claim
+        os.close(_UID_LOCK_FD)
     _enter_mount_namespace()
     work = tempfile.mkdtemp(prefix="run-", dir="/tmp")
     root = os.geteuid() == 0
-    uid = SANDBOX_UID_BASE + slot
     if root:
         os.chown(work, uid, uid)
     os.chdir(work)
+    req = read_msg(req_r)
+    os.close(req_r)
+    if req is None:  # the worker is shutting down
+        os._exit(0)
+    stdin_path = os.path.join(tempfile.mkdtemp(prefix="in-", dir="/tmp"), "stdin")
+    with open(stdin_path, "w", encoding="utf-8") as f:
+        f.write(req.get("stdin") or "")
+    stdin_fd = os.open(stdin_path, os.O_RDONLY)
+    os.unlink(stdin_path)
     os.dup2(stdin_fd, 0)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
-    mem = int(req["memory_mb"]) * 1024 * 1024
+    for fd in (stdin_fd, out_w, err_w):
+        os.close(fd)
     limits = {
-        resource.RLIMIT_AS: mem,
+        resource.RLIMIT_AS: int(req["memory_mb"]) * 1024 * 1024,
         resource.RLIMIT_CPU: int(req["timeout_s"]) + 1,
         resource.RLIMIT_NPROC: int(req.get("max_procs", 64)),
         resource.RLIMIT_FSIZE: int(req.get("max_file_bytes", 16 * 1024 * 1024)),
@@ -189,6 +238,9 @@ def _run_child(req: dict, slot: int, stdin_fd: int, out_w: int, err_w: int, stat
         sys.stdout.flush()
         sys.stderr.flush()
     finally:
+        # close the output pipes before reporting, so the worker has all output once it has the status
+        os.close(1)
+        os.close(2)
         os.write(status_w, json.dumps({"kind": kind, "code": code}).encode())
         os._exit(code & 0xFF)
 
@@ -224,6 +276,24 @@ def _start_reaper(uid: int) -> tuple[int, int]:
 
 _REAPER: tuple[int, int] | None = None
 _NET_ISOLATED = False
+_UID_LOCK_FD: int | None = None
+
+
+def claim_uid() -> int:
+    """A sandbox uid no other live worker on this machine uses: the first whose lock
+    file this process can lock (the lock dies with the worker)."""
+    global _UID_LOCK_FD
+    os.makedirs(UID_LOCK_DIR, mode=0o700, exist_ok=True)
+    for n in range(SANDBOX_UID_COUNT):
+        fd = os.open(os.path.join(UID_LOCK_DIR, str(n)), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _UID_LOCK_FD = fd
+        return SANDBOX_UID_BASE + n
+    raise RuntimeError(f"all {SANDBOX_UID_COUNT} sandbox uids are in use")
 
 
 def _uid_has_processes(uid: int) -> bool:
@@ -237,16 +307,9 @@ def _uid_has_processes(uid: int) -> bool:
     return False
 
 
-def _kill_uid(uid: int) -> None:
-    """Kill what is left of ``uid`` (descendants that escaped the process group), if anything."""
-    if _REAPER is not None and _uid_has_processes(uid):
-        os.write(_REAPER[0], b"k")
-        os.read(_REAPER[1], 1)
-
-
 def _reap_orphans() -> None:
-    """Collect killed descendants re-parented to this worker (a child subreaper), so that
-    zombies never count against the sandbox uid's process limit."""
+    """Collect exited children and killed descendants re-parented to this worker (a child
+    subreaper), so that zombies never count against the sandbox uid's process limit."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -256,97 +319,94 @@ def _reap_orphans() -> None:
             return
 
 
-def run_one(req: dict, slot: int) -> dict:
-    cap = int(req["max_output_bytes"])
-    stdin_file = tempfile.TemporaryFile()  # noqa: SIM115 - its fd is handed to the child, closed below
-    stdin_file.write((req.get("stdin") or "").encode())
-    stdin_file.seek(0)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    st_r, st_w = os.pipe()
-    t0 = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            for fd in (out_r, err_r, st_r):
-                os.close(fd)
-            _run_child(req, slot, stdin_file.fileno(), out_w, err_w, st_w)
-        finally:
-            os._exit(125)
-    for fd in (out_w, err_w, st_w):
-        os.close(fd)
-    stdin_file.close()
+def cleanup(spare: Spare, uid: int) -> None:
+    """After a call: nothing of the sandbox uid may survive into the next call."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(spare.pid, signal.SIGKILL)
+    if _REAPER is not None and _uid_has_processes(uid):
+        os.write(_REAPER[0], b"k")
+        os.read(_REAPER[1], 1)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(spare.pid, 0)
+    _reap_orphans()
 
-    bufs = {out_r: bytearray(), err_r: bytearray()}
+
+def run_one(req: dict, spare: Spare, after_dispatch=None) -> dict:
+    """Hand ``req`` to ``spare`` and collect its outcome; ``after_dispatch`` runs while the code runs."""
+    cap = int(req["max_output_bytes"])
+    t0 = time.monotonic()
+    write_msg(spare.req_w, req)
+    os.close(spare.req_w)
+    if after_dispatch is not None:
+        after_dispatch()
+    bufs = {spare.out_r: bytearray(), spare.err_r: bytearray()}
+    status_raw = bytearray()
     truncated = False
     sel = selectors.DefaultSelector()
-    for fd in bufs:
+    for fd in (spare.out_r, spare.err_r, spare.status_r, spare.pidfd):
         sel.register(fd, selectors.EVENT_READ)
-    pidfd = os.pidfd_open(pid)  # readable once the child has exited
-    sel.register(pidfd, selectors.EVENT_READ)
     deadline = t0 + float(req["timeout_s"])
-    timed_out = False
-    exited = False
+    timed_out = exited = False
     while True:
+        # done: the status arrived and both output pipes are closed (the child closes them
+        # before reporting), or the child is gone and nothing more is buffered.
+        open_outputs = [fd for fd in bufs if fd in sel.get_map()]
+        if spare.status_r not in sel.get_map() and not open_outputs:
+            break
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            timed_out = not exited
+            timed_out = not status_raw
             break
-        # Once the child is gone, only take what is already buffered: stragglers are killed below.
-        events = sel.select(timeout=0 if exited else remaining)
-        if exited and not events:
+        # once the child has finished (status in, or gone), only drain what is buffered:
+        # a descendant holding the pipes open must not hold the call up
+        finished = exited or (bool(status_raw) and spare.status_r not in sel.get_map())
+        events = sel.select(timeout=0 if finished else remaining)
+        if finished and not events:
             break
         for key, _ in events:
-            if key.fd == pidfd:
+            if key.fd == spare.pidfd:
                 exited = True
-                sel.unregister(pidfd)
+                sel.unregister(spare.pidfd)
                 continue
             chunk = os.read(key.fd, 65536)
             if not chunk:
                 sel.unregister(key.fd)
-                continue
-            buf = bufs[key.fd]
-            room = cap - len(buf)
-            truncated |= len(chunk) > room
-            buf += chunk[: max(room, 0)]
-        if exited and len(sel.get_map()) == 0:
-            break
-    # End the whole process group and, as root, every process of the sandbox uid.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    _kill_uid(SANDBOX_UID_BASE + slot)
-    _, wait_status = os.waitpid(pid, 0)
-    _reap_orphans()
+            elif key.fd == spare.status_r:
+                status_raw += chunk
+            else:
+                buf = bufs[key.fd]
+                room = cap - len(buf)
+                truncated |= len(chunk) > room
+                buf += chunk[: max(room, 0)]
     duration = time.monotonic() - t0
     sel.close()
-    os.close(pidfd)
-    for fd in bufs:
+    info = json.loads(bytes(status_raw)) if status_raw else {}
+    exit_code: int | None
+    if info:
+        exit_code = int(info["code"])
+    else:  # killed: by us at the deadline, or by a signal (CPU limit, OOM, its own doing)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(spare.pid, signal.SIGKILL)
+        _, wait_status = os.waitpid(spare.pid, 0)
+        exit_code = os.waitstatus_to_exitcode(wait_status)
+    for fd in (spare.out_r, spare.err_r, spare.status_r, spare.pidfd):
         os.close(fd)
-    status_raw = b""
-    os.set_blocking(st_r, False)
-    with contextlib.suppress(BlockingIOError):
-        status_raw = os.read(st_r, 4096)
-    os.close(st_r)
-    info = json.loads(status_raw) if status_raw else {}
-    exit_code = os.waitstatus_to_exitcode(wait_status)
     if timed_out or exit_code == -signal.SIGXCPU:
         status = "timeout"
     elif info.get("kind") == "memory":
         status = "memory"
-    elif exit_code == 0 and info:
-        status = "ok"
-    elif info or exit_code != 0:
-        status = "error"
+    elif info:
+        status = "ok" if exit_code == 0 else "error"
     else:
-        status = "sandbox_error"
-    stderr = bufs[err_r].decode("utf-8", "replace")
+        status = "error" if exit_code else "sandbox_error"
+    stderr = bufs[spare.err_r].decode("utf-8", "replace")
     if status == "timeout":
         stderr += f"\nTimeoutError: execution exceeded {req['timeout_s']} s"
-    elif exit_code < 0 and not info:
+    elif not info and exit_code is not None and exit_code < 0:
         stderr += f"\nkilled by signal {-exit_code}"
     return {
         "status": status,
-        "stdout": bufs[out_r].decode("utf-8", "replace"),
+        "stdout": bufs[spare.out_r].decode("utf-8", "replace"),
         "stderr": stderr,
         "exit_code": exit_code,
         "duration_s": duration,
@@ -357,10 +417,10 @@ def run_one(req: dict, slot: int) -> dict:
 
 def main() -> None:
     global _REAPER, _NET_ISOLATED
-    slot = int(sys.argv[1])
+    uid = claim_uid() if os.geteuid() == 0 else os.geteuid()
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of a call come back here to be reaped
     if os.geteuid() == 0:
-        _REAPER = _start_reaper(SANDBOX_UID_BASE + slot)
+        _REAPER = _start_reaper(uid)
     _NET_ISOLATED = _enter_network_namespace()
     if os.geteuid() == 0:
         _share_python_install()
@@ -373,12 +433,18 @@ def main() -> None:
         os.dup2(devnull, fd)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     write_msg(proto_out, {"ready": True, "pid": os.getpid()})
+    spare = spawn_spare(uid)
     while True:
         req = read_msg(proto_in)
         if req is None:
             return
+        current = spare
+        holder: list[Spare] = []
         try:
-            reply = run_one(req, slot)
+            # the next child is forked while this one runs the code
+            reply = run_one(
+                req, current, after_dispatch=lambda h=holder: h.append(spawn_spare(uid))
+            )
         except Exception as e:  # the executor failed, not the code
             reply = {
                 "status": "sandbox_error",
@@ -386,6 +452,8 @@ def main() -> None:
                 "exit_code": None,
             }
         write_msg(proto_out, reply)
+        cleanup(current, uid)
+        spare = holder[0] if holder else spawn_spare(uid)
 
 
 if __name__ == "__main__":
