@@ -198,7 +198,9 @@ def test_two_executors_never_share_a_sandbox_uid(ex):
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1) as pool:
-            slow = pool.submit(run, ex, "import os, time; time.sleep(1.5); print(os.getuid())", timeout_s=10)
+            slow = pool.submit(
+                run, ex, "import os, time; time.sleep(1.5); print(os.getuid())", timeout_s=10
+            )
             uids = {run(other, "import os; print(os.getuid())").stdout for _ in range(10)}
             r = slow.result()
     assert r.status == "ok", r.stderr

@@ -1,6 +1,53 @@
-"""The code interpreter's executors: a local pool of warm sandboxes (default) and, later, SandboxFusion."""
+"""The code interpreter: executors (a local pool of warm sandboxes, SandboxFusion), the
+``code_interpreter`` tool and Hermes tool-call parsing."""
 
+from sodctl.tools.code_interpreter import (
+    CODE_INTERPRETER_SCHEMA,
+    CodeInterpreter,
+    PrintMode,
+    ToolOutcome,
+    extract_code,
+    format_observation,
+    is_erroneous,
+    prepare_code,
+)
+from sodctl.tools.executors import Executor, close_executors, execute, get_executor
 from sodctl.tools.local import LocalExecutor
+from sodctl.tools.parsing import (
+    InvalidCallPolicy,
+    InvalidToolCall,
+    ParsedTurn,
+    ToolCall,
+    invalid_call_observation,
+    parse_tool_calls,
+    render_tool_call,
+)
 from sodctl.tools.result import STATUSES, ExecResult, Status
+from sodctl.tools.sandbox_fusion import SandboxFusionExecutor
 
-__all__ = ["STATUSES", "ExecResult", "LocalExecutor", "Status"]
+__all__ = [
+    "CODE_INTERPRETER_SCHEMA",
+    "STATUSES",
+    "CodeInterpreter",
+    "ExecResult",
+    "Executor",
+    "InvalidCallPolicy",
+    "InvalidToolCall",
+    "LocalExecutor",
+    "ParsedTurn",
+    "PrintMode",
+    "SandboxFusionExecutor",
+    "Status",
+    "ToolCall",
+    "ToolOutcome",
+    "close_executors",
+    "execute",
+    "extract_code",
+    "format_observation",
+    "get_executor",
+    "invalid_call_observation",
+    "is_erroneous",
+    "parse_tool_calls",
+    "prepare_code",
+    "render_tool_call",
+]
