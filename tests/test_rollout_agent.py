@@ -228,7 +228,7 @@ def test_with_the_real_code_interpreter_and_sandbox():
     from sodctl.tools.code_interpreter import CodeInterpreter
 
     turns = [
-        f"{call('x = 6*7' + chr(10) + '    print(x)')}<|im_end|>",  # the paper wrapper's IndentationError
+        f"{call('if True:' + chr(10) + '    y = 6*7')}<|im_end|>",  # the paper wrapper's IndentationError
         f"{call('print(6*7)')}<|im_end|>",
         "\\boxed{42}<|im_end|>",
     ]
