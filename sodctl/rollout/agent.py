@@ -49,6 +49,11 @@ class ToolCallRecord:
     erroneous: bool
     latency_s: float
 
+    @property
+    def code(self) -> str | None:
+        code = (self.arguments or {}).get("code")
+        return code if isinstance(code, str) else None
+
 
 @dataclass
 class Trajectory:
