@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sodctl.models.tiny import build_tokenizer
 from sodctl.tools.code_interpreter import CODE_INTERPRETER_SCHEMA
+
+TOK = build_tokenizer()
+
+
+def ids(text: str) -> list[int]:
+    return TOK(text, add_special_tokens=False)["input_ids"]
+
+
+# prompts of different lengths, one in chat format, for the engines' contract tests
+PROMPTS = [
+    ids("hello world"),
+    ids("a"),
+    ids("<|im_start|>user\nwhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"),
+    ids("xyz"),
+]
 
 
 @dataclass

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from rollout_fixtures import PROMPTS, TOK
 
-from sodctl.models.tiny import build_model, build_tokenizer, create_tiny_checkpoint
+from sodctl.models.tiny import build_model, create_tiny_checkpoint
 from sodctl.rollout.engine import GenerationEngine, SamplingParams
 from sodctl.rollout.hf_engine import HFEngine, filter_logits, sequence_log_probs
 
 pytestmark = pytest.mark.integration
 
-TOK = build_tokenizer()
-
 
 @pytest.fixture(scope="module")
 def engine():
     return HFEngine(build_model(TOK, seed=0), TOK, max_batch_size=3)
-
-
-def ids(text):
-    return TOK(text, add_special_tokens=False)["input_ids"]
-
-
-PROMPTS = [
-    ids("hello world"),
-    ids("a"),
-    ids("<|im_start|>user\nwhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"),
-    ids("xyz"),
-]
 
 
 def test_protocol_and_shapes(engine):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from rollout_fixtures import TOOLS, FakeTool
+from rollout_fixtures import TOK, TOOLS, FakeTool
 
 from sodctl.core import find_steps
-from sodctl.models.tiny import build_model, build_tokenizer
+from sodctl.models.tiny import build_model
 from sodctl.rollout.agent import AgentLoopConfig, chat_prompt_ids, run_agent_loop
 from sodctl.rollout.engine import SamplingParams
 from sodctl.rollout.hf_engine import HFEngine, sequence_log_probs
@@ -16,7 +16,6 @@ from sodctl.tools.parsing import render_tool_call
 
 pytestmark = pytest.mark.integration
 
-TOK = build_tokenizer()
 PARAMS = SamplingParams(max_new_tokens=200, temperature=1.0, seed=0)
 
 

@@ -64,6 +64,23 @@ class Completion:
     stop_string: str | None = field(default=None)
 
 
+CHAT_END_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+def end_token_ids(tokenizer, generation_eos: int | Sequence[int] | None = None) -> tuple[int, ...]:
+    """The tokens that end a sequence: the tokenizer's EOS, the generation config's, and
+    the Qwen chat end tokens when the vocabulary has them. Every engine stops on this set."""
+    ids: set[int] = set()
+    for source in (tokenizer.eos_token_id, generation_eos):
+        if isinstance(source, int):
+            ids.add(source)
+        elif source:
+            ids.update(source)
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[tok] for tok in CHAT_END_TOKENS if tok in vocab)
+    return tuple(sorted(ids))
+
+
 @runtime_checkable
 class GenerationEngine(Protocol):
     """Anything that samples continuations of token-id prompts, in one batch."""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from sodctl.rollout.engine import Completion, FinishReason, SamplingParams
+from sodctl.rollout.engine import Completion, FinishReason, SamplingParams, end_token_ids
 
 
 def _cache_kwarg(model) -> str:
@@ -51,20 +51,7 @@ class HFEngine:
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self._cache_kw = _cache_kwarg(model)
-        ids = set()
-        for source in (
-            tokenizer.eos_token_id,
-            getattr(model.generation_config, "eos_token_id", None),
-        ):
-            if isinstance(source, int):
-                ids.add(source)
-            elif source:
-                ids.update(source)
-        for tok in ("<|im_end|>", "<|endoftext|>"):
-            tid = tokenizer.convert_tokens_to_ids(tok)
-            if isinstance(tid, int) and tid != tokenizer.unk_token_id:
-                ids.add(tid)
-        self._eos = tuple(sorted(ids))
+        self._eos = end_token_ids(tokenizer, getattr(model.generation_config, "eos_token_id", None))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos[0]
 
     @classmethod

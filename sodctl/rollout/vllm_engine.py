@@ -39,7 +39,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from sodctl.rollout.engine import Completion, FinishReason, SamplingParams
+from sodctl.rollout.engine import Completion, FinishReason, SamplingParams, end_token_ids
 
 _INSTALL_HINT = (
     "the vLLM engine needs vLLM: `pip install 'sodctl[gpu]'` on a CUDA machine, or "
@@ -69,23 +69,15 @@ def request_seed(seed: int, index: int) -> int:
 
 
 def _eos_ids(tokenizer, model_path: str) -> tuple[int, ...]:
-    """End tokens: the tokenizer's, the generation config's, and the Qwen chat end tokens."""
-    ids: set[int] = set()
-    sources: list[Any] = [tokenizer.eos_token_id]
+    """End tokens, the same set the transformers engine stops on (``end_token_ids``)."""
+    generation_eos = None
     try:
         from transformers import GenerationConfig
 
-        sources.append(GenerationConfig.from_pretrained(model_path).eos_token_id)
+        generation_eos = GenerationConfig.from_pretrained(model_path).eos_token_id
     except (OSError, ValueError):  # no generation_config.json
         pass
-    for source in sources:
-        if isinstance(source, int):
-            ids.add(source)
-        elif source:
-            ids.update(source)
-    vocab = tokenizer.get_vocab()
-    ids.update(vocab[tok] for tok in ("<|im_end|>", "<|endoftext|>") if tok in vocab)
-    return tuple(sorted(ids))
+    return end_token_ids(tokenizer, generation_eos)
 
 
 class VLLMEngine:
@@ -129,7 +121,6 @@ class VLLMEngine:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self._eos = _eos_ids(self.tokenizer, self.model_path)
-        self._warned_truncated = False
 
     @property
     def eos_token_ids(self) -> tuple[int, ...]:
@@ -155,8 +146,7 @@ class VLLMEngine:
             )
             for c, lps in zip(completions, exact):
                 c.log_probs = lps
-        elif truncated and not self._warned_truncated:
-            self._warned_truncated = True
+        elif truncated:  # Python shows a warning once per call site
             warnings.warn(
                 "VLLMEngine: with top-p/top-k at temperature != 1 the log-probs are those of the "
                 "truncated, renormalised distribution, not log_softmax(logits / T) (see "
@@ -171,13 +161,16 @@ class VLLMEngine:
         """Per-token ``log_softmax(logits)[token]`` of each sequence after its prompt (teacher scores).
 
         One prefill per sequence with ``prompt_logprobs``; returns ``len(seq) - prompt_len``
-        floats per sequence.
+        floats per sequence. vLLM generates one token after each sequence, so a sequence
+        must be shorter than ``max_model_len``.
         """
         if len(sequences) != len(prompt_lens):
             raise ValueError("one prompt length per sequence")
         for s, p in zip(sequences, prompt_lens):
             if not 1 <= p <= len(s):
-                raise ValueError(f"prompt length {p} outside [1, {len(s)}] (the first token has no log-prob)")
+                raise ValueError(
+                    f"prompt length {p} outside [1, {len(s)}] (the first token has no log-prob)"
+                )
         if not sequences:
             return []
         request = self._vllm.SamplingParams(
@@ -188,7 +181,8 @@ class VLLMEngine:
         )
         scores = []
         for s, p, out in zip(sequences, prompt_lens, outputs):
-            rows = out.prompt_logprobs  # rows[t]: {token id: Logprob} of s[t] given s[:t]; rows[0] is None
+            # rows[t]: {token id: Logprob} of s[t] given s[:t]; rows[0] is None
+            rows = out.prompt_logprobs
             scores.append([rows[t][s[t]].logprob for t in range(p, len(s))])
         return scores
 
