@@ -88,11 +88,11 @@ def test_ppo_gradient_and_clipping_behaviour():
     adv = torch.tensor([[1.0, 1.0, 1.0, -1.0]], dtype=torch.float64)
     loss, stats = ppo_clipped_loss(lp, old, adv, torch.ones(1, 4), dual_clip=3.0)
     loss.backward()
-    r = torch.exp(lp.detach())
+    r = torch.exp(lp.detach())[0].tolist()
     # token 0: ratio below 1-0.2 with A>0 -> unclipped branch is the max -> gradient -A r / n
     # token 2: ratio above 1+0.28 with A>0 -> clipped, no gradient
     # token 3: A<0, ratio 1.5 -> unclipped (-A r = 1.5) is the max, below the dual cap 3 -> gradient -A r / n
-    assert lp.grad.tolist()[0] == pytest.approx([-r[0, 0] / 4, -r[0, 1] / 4, 0.0, r[0, 3] / 4])
+    assert lp.grad.tolist()[0] == pytest.approx([-r[0] / 4, -r[1] / 4, 0.0, r[3] / 4])
     assert stats["clipfrac"].item() == pytest.approx(0.25)
     # dual clip: A<0 and a huge ratio -> loss capped at -A * 3, zero gradient
     lp2 = torch.tensor([[math.log(10.0)]], dtype=torch.float64, requires_grad=True)
