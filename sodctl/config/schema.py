@@ -225,6 +225,8 @@ class EvalConfig:
     grader: Literal["strict", "math-verify", "both"] = "both"
     limit: int | None = None  # evaluate only the first N problems of each bench
     results_dir: str = "results"
+    data_dir: str | None = None  # a local copy of the eval release (else the hub)
+    batch_size: int = 64  # trajectories rolled out together
 
 
 @dataclass

@@ -38,6 +38,7 @@ class BenchmarkSpec:
     columns: tuple[str, ...]
     hub_repo: str | None = EVAL_HUB_REPO
     paper: bool = True
+    version: str = "1"  # bumped when rows, prompts or grading change; carried into summaries
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {

@@ -1,0 +1,227 @@
+"""Benchmark loaders: parquet rows in the Open-AgentRL-Eval schemas -> ``Problem`` records.
+
+A benchmark's rows come from a local file (``path``: the parquet itself, or a
+directory holding the release's relative file path), from a local copy of the
+whole eval repository (``data_dir``), or from the Hugging Face hub. Every
+problem carries the chat prompt built from ``prompts.yaml`` and the ground truth
+the graders take (the answer, the option letter, or the JSON tests spec of a
+code problem).
+
+Other benchmarks (the tiny task suite) register themselves with
+``register_benchmark``; everything downstream treats them alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sodctl.data.benchmarks import BENCHMARKS, BenchKind, BenchmarkSpec
+from sodctl.errors import SodctlUsageError
+
+PROMPTS_FILE = Path(__file__).with_name("prompts.yaml")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One evaluation problem, ready for the agent loop and the graders."""
+
+    bench: str
+    id: str
+    kind: BenchKind
+    prompt: str  # the user message
+    ground_truth: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "user", "content": self.prompt}]
+
+
+@lru_cache(maxsize=4)
+def load_prompts(path: str | None = None) -> dict[str, str]:
+    """The prompt templates (``prompts.yaml``, or a user's copy)."""
+    from omegaconf import OmegaConf
+
+    file = Path(path) if path else PROMPTS_FILE
+    if not file.is_file():
+        raise SodctlUsageError(f"prompts file {file} does not exist; fix data.prompts_file")
+    raw = OmegaConf.to_container(OmegaConf.load(file))
+    missing = {"math", "science_mcq", "code", "code_example"} - set(raw)
+    if missing:
+        raise SodctlUsageError(f"prompts file {file} lacks the templates {sorted(missing)}")
+    return {k: str(v) for k, v in raw.items()}
+
+
+RowMapper = Callable[[dict[str, Any], int, dict[str, str]], Problem]
+Loader = Callable[..., list[Problem]]
+_CUSTOM_LOADERS: dict[str, Loader] = {}
+
+
+def register_benchmark(spec: BenchmarkSpec, loader: Loader) -> None:
+    """Add a benchmark (e.g. the tiny suite's); ``loader(path=, limit=, prompts_file=)`` returns its problems."""
+    BENCHMARKS[spec.name] = spec
+    _CUSTOM_LOADERS[spec.name] = loader
+
+
+def _cell(row: dict[str, Any], column: str, bench: str) -> Any:
+    value = row[column]
+    if value is None:
+        raise SodctlUsageError(f"benchmark {bench!r}: column {column!r} is empty in a row")
+    return value
+
+
+def _json_cell(value: Any) -> Any:
+    """A JSON-encoded cell (the LCB release stores dicts as strings) or the value itself."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _answer(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _aime(problem_col: str, answer_col: str) -> RowMapper:
+    def mapper(row: dict[str, Any], i: int, prompts: dict[str, str]) -> Problem:
+        bench = row["__bench__"]
+        text = str(_cell(row, problem_col, bench))
+        return Problem(
+            bench,
+            str(row.get("ID") or row.get("id") or i),
+            "math",
+            prompts["math"].format(problem=text),
+            _answer(_cell(row, answer_col, bench)),
+        )
+
+    return mapper
+
+
+def _gpqa(row: dict[str, Any], i: int, prompts: dict[str, str]) -> Problem:
+    bench = row["__bench__"]
+    letter = _answer(_cell(row, "solution", bench)).upper()
+    domain = str(row.get("domain") or "science")
+    prompt = prompts["science_mcq"].format(problem=str(_cell(row, "problem", bench)), domain=domain)
+    return Problem(bench, str(row.get("id") or i), "mcq", prompt, letter, {"domain": domain})
+
+
+def _lcb(row: dict[str, Any], i: int, prompts: dict[str, str]) -> Problem:
+    bench = row["__bench__"]
+    reward_model = _json_cell(_cell(row, "reward_model", bench))
+    extra = _json_cell(row.get("extra_info") or {}) or {}
+    tests = reward_model.get("ground_truth") if isinstance(reward_model, dict) else reward_model
+    tests = _json_cell(tests)
+    if tests in (None, "", [], {}):
+        raise SodctlUsageError(
+            f"benchmark {bench!r}: row {i} has no tests in reward_model.ground_truth"
+        )
+    examples = ""
+    public = extra.get("public_tests") if isinstance(extra, dict) else None
+    if isinstance(public, list):
+        examples = "\n".join(
+            prompts["code_example"].format(input=t.get("input", ""), output=t.get("output", ""))
+            for t in public
+            if isinstance(t, dict)
+        )
+    prompt = prompts["code"].format(problem=str(_cell(row, "problem", bench)), examples=examples)
+    pid = (
+        str(extra.get("question_id") or extra.get("index") or i)
+        if isinstance(extra, dict)
+        else str(i)
+    )
+    return Problem(
+        bench,
+        pid,
+        "code",
+        prompt,
+        json.dumps(tests),
+        {"extra_info": extra if isinstance(extra, dict) else {}},
+    )
+
+
+ROW_MAPPERS: dict[str, RowMapper] = {
+    "aime24": _aime("Problem", "Answer"),
+    "aime25": _aime("problem", "answer"),
+    "gpqa": _gpqa,
+    "lcb": _lcb,
+}
+
+
+def _locate(spec: BenchmarkSpec, path: str | None, data_dir: str | None) -> Path:
+    """The parquet file of a benchmark: an explicit path, a local copy of the release, or the hub."""
+    for base in (path, data_dir):
+        if base is None:
+            continue
+        p = Path(base)
+        if p.is_file():
+            return p
+        if p.is_dir() and spec.file and (p / spec.file).is_file():
+            return p / spec.file
+        raise SodctlUsageError(
+            f"benchmark {spec.name!r}: no data at {p}"
+            + (
+                f" (expected a parquet file, or a directory holding {spec.file})"
+                if spec.file
+                else ""
+            )
+        )
+    if not (spec.hub_repo and spec.file):
+        raise SodctlUsageError(
+            f"benchmark {spec.name!r} has no hub release; pass a local path to its data"
+        )
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(spec.hub_repo, spec.file, repo_type="dataset"))
+    except Exception as e:  # offline, gated, renamed: say how to get around it
+        raise SodctlUsageError(
+            f"benchmark {spec.name!r}: could not fetch {spec.file} from the hub dataset {spec.hub_repo} "
+            f"({type(e).__name__}); download the dataset and set eval.data_dir to its folder"
+        ) from None
+
+
+def load_benchmark(
+    name: str,
+    *,
+    path: str | None = None,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    prompts_file: str | None = None,
+) -> list[Problem]:
+    """Load a benchmark's problems (the first ``limit`` of them when given)."""
+    if name not in BENCHMARKS:
+        raise SodctlUsageError(
+            f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}"
+        )
+    if name in _CUSTOM_LOADERS:
+        return _CUSTOM_LOADERS[name](path=path, limit=limit, prompts_file=prompts_file)
+    spec = BENCHMARKS[name]
+    file = _locate(spec, path, data_dir)
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(file)
+    except Exception as e:
+        raise SodctlUsageError(
+            f"benchmark {name!r}: cannot read {file} as parquet ({type(e).__name__}: {e})"
+        ) from None
+    required = [c for c in spec.columns if c != "extra_info" and c != "domain"]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise SodctlUsageError(
+            f"benchmark {name!r}: {file} lacks column(s) {missing}; found {list(frame.columns)}"
+        )
+    if limit is not None:
+        frame = frame.head(limit)
+    prompts = load_prompts(prompts_file)
+    mapper = ROW_MAPPERS[name]
+    rows = frame.to_dict(orient="records")
+    return [mapper({**row, "__bench__": name}, i, prompts) for i, row in enumerate(rows)]

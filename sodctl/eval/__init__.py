@@ -1,0 +1,1 @@
+"""Evaluation: avg@k with the tool loop, its metrics, and resumable per-sample records."""
