@@ -247,8 +247,9 @@ def eval_(
             eval__results_dir=out,
         ),
     )
-    del cfg
-    raise not_yet("eval", "evaluation (agent loop, graders, avg@k)", "the evaluation work")
+    from sodctl.commands import evaluate
+
+    evaluate.run(cfg, experiment=experiment, model_opt=model)
 
 
 # --- whole tables ------------------------------------------------------------------------------
