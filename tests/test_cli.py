@@ -15,7 +15,18 @@ from sodctl.config import load_config, resolved_dict
 from sodctl.data.benchmarks import BENCHMARKS
 from sodctl.methods import ABLATIONS, METHODS
 
-STAGES = ("data", "sft", "train", "eval", "table", "plot", "reproduce", "ablate", "inspect")
+STAGES = (
+    "data",
+    "sft",
+    "train",
+    "eval",
+    "table",
+    "plot",
+    "report",
+    "reproduce",
+    "ablate",
+    "inspect",
+)
 
 # Each stage's --help must mention these options.
 STAGE_OPTIONS = {
@@ -47,8 +58,9 @@ STAGE_OPTIONS = {
         "--out",
         "--limit",
     ],
-    "table": ["TABLE", "--results", "--format"],
-    "plot": ["FIGURE", "--runs", "--out"],
+    "table": ["TABLE", "--results", "--runs", "--format", "--grader", "--preset", "--out"],
+    "plot": ["FIGURE", "--results", "--runs", "--out", "--grader"],
+    "report": ["RESULTS_DIR", "--runs", "--out", "--grader"],
     "reproduce": ["TABLE", "--preset", "--seeds", "--dry-run"],
     "ablate": ["NAME", "--preset", "--seed"],
     "inspect": ["methods", "presets", "benches", "config", "experiments"],
@@ -210,6 +222,8 @@ BAD_INPUT = {
     "missing argument": (["ablate"], "Missing argument 'NAME'"),
     "bad choice": (["eval", "--engine", "tgi"], "'tgi' is not one of 'hf', 'vllm'"),
     "bad table": (["table", "table9"], "'table9' is not one of"),
+    "bad plot": (["plot", "scatter"], "'scatter' is not one of"),
+    "bad table format": (["table", "table1", "--format", "html"], "'html' is not one of"),
     "unknown command": (["trian"], "No such command 'trian'"),
     "unknown bench": (["eval", "--bench", "aime23"], "unknown benchmark 'aime23'"),
     "bad seeds": (["reproduce", "table1", "--seeds", "a,b"], "--seeds"),
@@ -243,12 +257,8 @@ NOT_YET = [
     ["train", "table1/sod-1.7b"],
     ["train", "table1/sod-1.7b", "--engine", "verl"],
     ["train", "--method", "grpo", "--preset", "smoke", "rollout.n=2"],
-    ["eval", "table1/vanilla-1.7b", "--bench", "all", "--k", "4"],
-    ["eval", "--model", "Qwen/Qwen3-0.6B", "--bench", "aime24,gpqa"],
     ["reproduce", "table1", "--preset", "tiny"],
     ["ablate", "no-grpo", "--preset", "tiny"],
-    ["table", "table1"],
-    ["plot", "step-patterns"],
 ]
 
 
@@ -257,6 +267,35 @@ NOT_YET = [
 def test_not_yet_stages_validate_then_stop_with_one_line(capsys, args):
     line = assert_one_line_error(*run(capsys, *args))
     assert "is not available yet" in line and "nothing was run" in line and "arrives with" in line
+
+
+EVAL_ERRORS = [
+    (["eval", "table1/vanilla-1.7b", "--bench", "all", "--k", "4"], "eval.data_dir"),
+    (
+        [
+            "eval",
+            "--model",
+            "Qwen/Qwen3-0.6B",
+            "--bench",
+            "aime24,gpqa",
+            "eval.data_dir=/nonexistent",
+        ],
+        "no data at /nonexistent",
+    ),
+    (["eval", "table1/sod-1.7b"], "no trained model at runs/table1/sod-1.7b/final"),
+    (
+        ["eval", "--model", "/nonexistent/ckpt", "--bench", "aime25"],
+        "is not a directory with a Hugging Face checkpoint",
+    ),
+]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("args", "needle"), EVAL_ERRORS, ids=[" ".join(a) for a, _ in EVAL_ERRORS])
+def test_eval_bad_input_is_one_line(capsys, monkeypatch, args, needle):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    line = assert_one_line_error(*run(capsys, *args))
+    assert needle in line
 
 
 @pytest.mark.unit

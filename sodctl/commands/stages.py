@@ -1,4 +1,4 @@
-"""The pipeline stages: data, sft, train, eval, reproduce, ablate, table, plot.
+"""The pipeline stages: data, sft, train, eval, reproduce, ablate, table, plot, report.
 
 Each command loads and validates its configuration first, so bad input is
 reported before anything else happens. The engines behind the stages arrive
@@ -8,6 +8,7 @@ in later work; until then a stage stops with a one-line ``NotYetAvailableError``
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -371,40 +372,103 @@ def ablate(
     raise _engine_not_yet(f"ablate {name}", cfg.engine.name, "the RL / distillation trainer")
 
 
+ResultsOpt = Annotated[
+    str, typer.Option("--results", help="Results directory written by 'sodctl eval'.")
+]
+RunsOpt = Annotated[
+    str,
+    typer.Option("--runs", help="Training runs' root (searched for <experiment>/<run-id>/)."),
+]
+GraderOpt = Annotated[
+    Literal["strict", "math-verify"],
+    typer.Option("--grader", help="Whose correctness to show (strict is the paper's)."),
+]
+
+
+def _write_out(text: str, out: str) -> None:
+    path = Path(out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as e:
+        raise SodctlUsageError(f"--out: cannot write '{out}': {e.strerror or e}") from None
+
+
 def table(
     which: Annotated[
         Literal["table1", "table2", "table4", "table5"],
         typer.Argument(metavar="TABLE", help="The paper table to render (table4: training cost)."),
     ],
-    results: Annotated[
-        str, typer.Option("--results", help="Results directory written by 'sodctl eval'.")
-    ] = "results",
+    results: ResultsOpt = "results",
+    runs: RunsOpt = "runs",
     fmt: Annotated[
         Literal["markdown", "latex", "csv"],
         typer.Option("--format", help="Output format."),
     ] = "markdown",
-    preset: PresetOpt = None,
+    grader: GraderOpt = "strict",
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Which preset's results (default: the only one found).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Also write the table to this file.", show_default=False),
+    ] = None,
 ) -> None:
-    """Render a paper table from evaluation results, beside the paper's numbers."""
-    del results, fmt, preset
-    raise not_yet(f"table {which}", "table rendering", "the results work")
+    """Render a paper table from evaluation results (table4: training runs), beside the paper's numbers."""
+    from sodctl.results.tables import build_table, render
+
+    text = render(build_table(which, results, runs, grader, preset=preset), fmt)
+    if out is not None:
+        _write_out(text, out)
+    typer.echo(text, nl=False)
 
 
 def plot(
     figure: Annotated[
-        Literal["training-curves", "step-patterns", "divergence"],
+        Literal["curves", "patterns", "steps", "teacher-scale", "all"],
         typer.Argument(
             metavar="FIGURE",
-            help="training-curves: accuracy, entropy, turns over training (Figure 4); step-patterns: "
-            "stable/erroneous/recovery shares over training (C.2); divergence: step divergence vs "
-            "tool errors (Figure 1).",
+            help="curves: accuracy, entropy, tool-call turns over training (Figure 4); patterns: "
+            "stable/erroneous/recovery fractions over training (Figure 6); steps: d_k and w_k of "
+            "sampled trajectories (Figure 5); teacher-scale: Average per teacher size (Figure 3); "
+            "all: every one the data allows.",
         ),
     ],
-    runs: Annotated[
-        str, typer.Option("--runs", help="Run directory or directories' root.")
-    ] = "runs",
+    results: ResultsOpt = "results",
+    runs: RunsOpt = "runs",
     out: Annotated[str, typer.Option("--out", help="Where to write the figures.")] = "figures",
+    grader: GraderOpt = "strict",
 ) -> None:
-    """Plot training dynamics and step-weight statistics from run logs."""
-    del runs, out
-    raise not_yet(f"plot {figure}", "plotting", "the results work")
+    """Plot training dynamics and step weights from run logs, and teacher scale from results."""
+    from sodctl.results.plots import plot as draw
+
+    for path in draw(figure, results, runs, out, grader=grader):
+        typer.echo(f"{path}  (data: {path.with_suffix('.csv').name})")
+
+
+def report(
+    results: Annotated[
+        str,
+        typer.Argument(metavar="RESULTS_DIR", help="Results directory written by 'sodctl eval'."),
+    ],
+    runs: RunsOpt = "runs",
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="The markdown page to write (default: RESULTS_DIR/report.md); figures go to "
+            "<its name>-figures/ beside it.",
+            show_default=False,
+        ),
+    ] = None,
+    grader: GraderOpt = "strict",
+) -> None:
+    """Write one markdown page: what was found and what is missing, every table, every figure."""
+    from sodctl.results.report import write_report
+
+    typer.echo(write_report(results, runs, out or Path(results) / "report.md", grader=grader))

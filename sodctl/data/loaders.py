@@ -177,15 +177,40 @@ def _locate(spec: BenchmarkSpec, path: str | None, data_dir: str | None) -> Path
         raise SodctlUsageError(
             f"benchmark {spec.name!r} has no hub release; pass a local path to its data"
         )
-    try:
-        from huggingface_hub import hf_hub_download
+    return _hub_file(spec.hub_repo, spec.file, what=f"benchmark {spec.name!r}")
 
-        return Path(hf_hub_download(spec.hub_repo, spec.file, repo_type="dataset"))
+
+def _hub_file(repo: str, file: str, *, what: str) -> Path:
+    """A dataset file from the hub cache, else from the hub; fails fast and in one line offline."""
+    import logging
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, hf_hub_download
+
+    hint = f"download the dataset {repo} and set eval.data_dir to its folder"
+    try:
+        return Path(hf_hub_download(repo, file, repo_type="dataset", local_files_only=True))
+    except Exception:
+        pass  # not cached: try the network
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        raise SodctlUsageError(
+            f"{what}: {file} is not cached and {host} cannot be reached; {hint}"
+        ) from None
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry warnings would break the one-line error
+    try:
+        return Path(hf_hub_download(repo, file, repo_type="dataset"))
     except Exception as e:  # offline, gated, renamed: say how to get around it
         raise SodctlUsageError(
-            f"benchmark {spec.name!r}: could not fetch {spec.file} from the hub dataset {spec.hub_repo} "
-            f"({type(e).__name__}); download the dataset and set eval.data_dir to its folder"
+            f"{what}: could not fetch {file} from the hub ({type(e).__name__}); {hint}"
         ) from None
+    finally:
+        hub_log.setLevel(level)
 
 
 def load_benchmark(
