@@ -52,7 +52,9 @@ def run(
     model_opt: str | None,
     console: Console | None = None,
 ) -> None:
-    console = console or Console(stderr=False)
+    import sys
+
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
     path, label = eval_target(cfg, experiment=experiment, model_opt=model_opt)
     check_model_path(path)
     try:

@@ -249,8 +249,9 @@ def eval_(
         ),
     )
     from sodctl.commands import evaluate
+    from sodctl.commands.common import split_args
 
-    evaluate.run(cfg, experiment=experiment, model_opt=model)
+    evaluate.run(cfg, experiment=split_args(experiment, overrides)[0], model_opt=model)
 
 
 # --- whole tables ------------------------------------------------------------------------------

@@ -226,6 +226,10 @@ def load_benchmark(
         raise SodctlUsageError(
             f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}"
         )
+    if name == "tiny-arith" and name not in _CUSTOM_LOADERS:
+        from sodctl.data.tiny import load_tiny_arith
+
+        _CUSTOM_LOADERS[name] = load_tiny_arith
     if name in _CUSTOM_LOADERS:
         return _CUSTOM_LOADERS[name](path=path, limit=limit, prompts_file=prompts_file)
     spec = BENCHMARKS[name]

@@ -136,3 +136,19 @@ def create_tiny_checkpoint(
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sodctl.models.tiny OUT_DIR [--seed N]``: write a random tiny Qwen3 checkpoint."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m sodctl.models.tiny", description=main.__doc__)
+    ap.add_argument("out", help="directory to write (Hugging Face format)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    print(create_tiny_checkpoint(args.out, seed=args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

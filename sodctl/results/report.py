@@ -96,6 +96,35 @@ def _missing(
     return lines
 
 
+def _all_evaluations(results: ResultStore) -> list[str]:
+    """Every summary, in or out of the paper's tables (external checkpoints, tiny benches)."""
+    graders = [g for g in GRADERS if any(r.grader(g) for r in results.records)]
+    head = ["preset", "model", "method", "seed", "bench", "k", "problems"]
+    head += [f"avg@k {g} (± stderr)" for g in graders] + ["tool err %", "turns"]
+    lines = ["## All evaluations", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    order = sorted(results.records, key=lambda r: (r.preset, r.model, r.method, r.seed, r.bench))
+    for r in order:
+        s = r.summary
+        cells = [
+            r.preset,
+            r.model,
+            r.method,
+            r.seed or "—",
+            r.bench,
+            str(s.get("k", "—")),
+            str(s.get("n_problems", "—")),
+        ]
+        for g in graders:
+            m = r.grader(g)
+            cells.append(f"{m['avg_at_k']:.2f} ± {m.get('stderr', float('nan')):.2f}" if m else "—")
+        cells += [
+            f"{s['tool_error_rate']:.1f}" if "tool_error_rate" in s else "—",
+            f"{s['mean_turns']:.2f}" if "mean_turns" in s else "—",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_report(
     results_dir: str | Path,
     runs_dir: str | Path | None,
@@ -140,6 +169,8 @@ def write_report(
         lines += ["## Tables", ""]
         for t in tables:
             lines += [render_markdown(t)]
+    if results.records:
+        lines += _all_evaluations(results) + [""]
     if figures:
         lines += ["## Figures", ""]
         for png in figures:
