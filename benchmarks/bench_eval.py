@@ -156,11 +156,100 @@ def print_graders(results: dict[str, dict[str, float]], n: int) -> None:
     print(f"  math-verify through the worker processes: {pool / mv:.2f}x the main thread's rate")
 
 
+class _Timed:
+    """Wraps an engine or a tool and adds up the wall time spent inside it."""
+
+    def __init__(self, inner, method: str) -> None:
+        self.inner, self.method, self.seconds = inner, method, 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def call(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return getattr(self.inner, self.method)(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+
+def bench_eval_loop(n_problems: int = 64, k: int = 8) -> dict[str, float]:
+    """The eval loop's own cost per sample: wall time minus generation and tool time.
+
+    A scripted model (one tool call, then an answer) and the real sandboxed code
+    interpreter; what remains is prompt rendering, tool-call parsing, observation
+    templating, grading (strict and math-verify) and writing the records.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from sodctl.data.tiny import load_tiny_arith
+    from sodctl.eval.runner import EvalLabel, evaluate_bench
+    from sodctl.models.tiny import build_tokenizer
+    from sodctl.rewards import grade
+    from sodctl.rollout.agent import AgentLoopConfig
+    from sodctl.rollout.engine import SamplingParams
+    from sodctl.rollout.scripted import ScriptedEngine
+    from sodctl.tools import LocalExecutor
+    from sodctl.tools.code_interpreter import CodeInterpreter
+    from sodctl.tools.parsing import render_tool_call
+
+    tok = build_tokenizer()
+
+    def script(prompt: str, turn: int) -> str:
+        expr = prompt.split("Compute ")[1].split(".")[0]
+        if turn == 0:
+            return (
+                "Let me compute it.\n"
+                + render_tool_call("code_interpreter", {"code": f"print({expr})"})
+                + "<|im_end|>"
+            )
+        return f"The result is \\boxed{{{eval(expr)}}}.<|im_end|>"
+
+    problems = (load_tiny_arith() * (n_problems // 30 + 1))[:n_problems]
+    problems = [
+        type(p)(p.bench, str(i), p.kind, p.prompt, p.ground_truth) for i, p in enumerate(problems)
+    ]
+    with LocalExecutor() as ex, tempfile.TemporaryDirectory() as tmp:
+        engine = _Timed(ScriptedEngine(tok, script), "generate")
+        engine.generate = engine.call
+        tool = _Timed(CodeInterpreter(ex, timeout_s=10), "run_many")
+        tool.run_many = tool.call
+        t0 = time.perf_counter()
+        res = evaluate_bench(
+            "tiny-arith", problems, engine=engine, tokenizer=tok, tool=tool, grade_fn=grade, k=k,
+            graders=("strict", "math-verify"), params=SamplingParams(max_new_tokens=200),
+            loop=AgentLoopConfig(max_response_tokens=600), out_dir=Path(tmp), label=EvalLabel("bench", "x", "y", 0),
+            model="scripted", config={}, run={}, batch_size=64,
+        )  # fmt: skip
+        wall = time.perf_counter() - t0
+    n = n_problems * k
+    assert res.summary["graders"]["strict"]["avg_at_k"] == 100.0, (
+        "the scripted answers are all right"
+    )
+    return {"samples": n, "wall_s": wall, "gen_s": engine.seconds, "tool_s": tool.seconds,
+            "overhead_ms_per_sample": 1e3 * (wall - engine.seconds - tool.seconds) / n}  # fmt: skip
+
+
+def print_eval_loop(r: dict[str, float]) -> None:
+    print(
+        f"\n[2] eval loop overhead, {int(r['samples'])} samples (scripted model, real sandboxed tool, both graders)"
+    )
+    print(
+        f"  wall {r['wall_s']:.2f} s = generation {r['gen_s']:.2f} s + tool {r['tool_s']:.2f} s + loop {r['wall_s'] - r['gen_s'] - r['tool_s']:.2f} s"
+    )
+    print(
+        f"  overhead beyond generation and tool time: {r['overhead_ms_per_sample']:.2f} ms per sample"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000, help="responses graded per grader")
+    ap.add_argument("--samples", type=int, default=64, help="problems for part 2 (x 8 samples)")
     args = ap.parse_args()
     print_graders(bench_graders(args.n), args.n)
+    print_eval_loop(bench_eval_loop(args.samples))
 
 
 if __name__ == "__main__":
