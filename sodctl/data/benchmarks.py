@@ -78,9 +78,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         ),
         BenchmarkSpec(
             "tiny-arith",
-            "Tiny arithmetic with one tool call (synthetic: sodctl data tiny)",
+            "Tiny arithmetic with one tool call (synthetic, generated from a fixed seed)",
             None,
-            None,
+            30,
             "math",
             ("problem", "answer"),
             hub_repo=None,
