@@ -1,0 +1,1 @@
+"""Training drivers: the local engine (PyTorch, CPU or one GPU) and, later, verl."""
