@@ -1,0 +1,510 @@
+"""The local RL / on-policy distillation loop: every RL method of the registry, on one device.
+
+One step (REFERENCE §3-4):
+
+1. take ``train_batch_prompts`` prompts and roll each out ``rollout.n`` times with the
+   agent loop and the code interpreter (the current policy samples);
+2. reward every trajectory (``sodctl.rewards.training_rewards``: ±1, tool-turn shaping,
+   DAPO overlong penalty);
+3. score the sampled tokens: ``old_log_probs`` from the policy before the update, and,
+   for OPD methods, ``teacher_log_probs`` from the external teacher on the same
+   sequence, or (OPSD) from the policy itself with the privileged solution / hint
+   added to the prompt;
+4. ``core.compute_advantages`` with the method's switches (GRPO term, OPD term, step
+   weighting) - the one function the verl engine calls too;
+5. PPO: ``ppo_epochs`` passes over mini-batches of ``ppo_mini_batch_prompts`` prompts,
+   clipped surrogate (+ the separate REINFORCE-form OPD loss when ``sod.opd_form=loss``),
+   grad-norm clip, AdamW.
+
+Nothing branches on a method's name: only on its switches.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from sodctl.core import (
+    PATTERN_NAMES,
+    AdvantageSpec,
+    compute_advantages,
+    opd_reinforce_loss,
+    ppo_clipped_loss,
+)
+from sodctl.engines.local.run import MetricsLogger, RunDir, resolve_device
+from sodctl.errors import SodctlUsageError
+from sodctl.methods import MethodSpec
+from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
+from sodctl.rollout.engine import SamplingParams
+from sodctl.rollout.hf_engine import HFEngine
+from sodctl.runinfo import seed_everything
+
+PRIVILEGED_LEADS = {
+    "solution": "\n\nA reference solution, for you alone: {text}",
+    "hint": "\n\nA hint: {text}",
+}
+SAMPLES_PER_STEP = 4  # trajectories per step written to samples.jsonl (with d_k, w_k)
+
+
+@dataclass(frozen=True)
+class RLProblem:
+    messages: list[dict[str, str]]
+    ground_truth: str
+    kind: str
+    solution: str = ""
+    hint: str = ""
+
+
+def load_rl_problems(cfg: DictConfig) -> list[RLProblem]:
+    """The RL corpus (verl schema, REFERENCE §9) as problems."""
+    import json
+
+    import pandas as pd
+
+    path = cfg.data.rl_path
+    if path is None:
+        from sodctl.data.loaders import _hub_file
+
+        path = _hub_file(cfg.data.rl_hub_repo, cfg.data.rl_file, what="the RL corpus")
+    if not Path(path).is_file():
+        raise SodctlUsageError(
+            f"RL data {path} does not exist; build it (sodctl data tiny / sodctl data rl) or set data.rl_path"
+        )
+    frame = pd.read_parquet(path)
+    missing = {"prompt", "reward_model"} - set(frame.columns)
+    if missing:
+        raise SodctlUsageError(f"RL data {path} lacks column(s) {sorted(missing)}")
+    if cfg.data.limit is not None:
+        frame = frame.head(cfg.data.limit)
+    out = []
+    for row in frame.to_dict(orient="records"):
+        rm = row["reward_model"]
+        rm = json.loads(rm) if isinstance(rm, str) else rm
+        extra = row.get("extra_info") or {}
+        extra = json.loads(extra) if isinstance(extra, str) else extra
+        ability = str(row.get("ability") or "math")
+        kind = extra.get("kind") or {"code": "code", "science": "mcq"}.get(ability, "math")
+        gt = rm["ground_truth"]
+        out.append(
+            RLProblem(
+                messages=[{"role": m["role"], "content": m["content"]} for m in row["prompt"]],
+                ground_truth=gt if isinstance(gt, str) else json.dumps(gt),
+                kind=kind,
+                solution=str(extra.get("solution") or ""),
+                hint=str(extra.get("hint") or ""),
+            )
+        )
+    return out
+
+
+def privileged_messages(problem: RLProblem, privileged: str) -> list[dict[str, str]]:
+    """The self-teacher's prompt (OPSD): the user turn extended with the solution or the hint."""
+    text = problem.solution if privileged == "solution" else problem.hint
+    if not text:
+        raise SodctlUsageError(
+            f"OPSD needs extra_info.{privileged} in every RL row; a row has none"
+        )
+    msgs = [dict(m) for m in problem.messages]
+    last_user = max(i for i, m in enumerate(msgs) if m["role"] == "user")
+    msgs[last_user]["content"] += PRIVILEGED_LEADS[privileged].format(text=text)
+    return msgs
+
+
+def pad_batch(
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[int]],
+    pad_id: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded prompt+response ids, their attention mask, and the prompt lengths."""
+    L = max(len(p) + len(r) for p, r in zip(prompts, responses))
+    ids = torch.full((len(prompts), L), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(prompts), L), dtype=torch.long)
+    for b, (p, r) in enumerate(zip(prompts, responses)):
+        seq = list(p) + list(r)
+        ids[b, : len(seq)] = torch.tensor(seq)
+        attn[b, : len(seq)] = 1
+    plen = torch.tensor([len(p) for p in prompts])
+    return ids.to(device), attn.to(device), plen.to(device)
+
+
+def response_log_probs(
+    model,
+    ids_BL: torch.Tensor,
+    attn_BL: torch.Tensor,
+    plen_B: torch.Tensor,
+    T: int,
+    *,
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log pi(token) of the T response positions of each row (zeros past a row's end), and the
+    entropy of the distribution there; differentiable."""
+    logits = model(input_ids=ids_BL, attention_mask=attn_BL).logits.float()  # (B, L, V)
+    logp_BLV = torch.log_softmax(logits[:, :-1], dim=-1)
+    L1 = logp_BLV.shape[1]
+    pos_BT = (plen_B[:, None] - 1 + torch.arange(T, device=ids_BL.device)[None, :]).clamp(
+        max=L1 - 1
+    )
+    tok_BT = ids_BL.gather(1, (pos_BT + 1).clamp(max=ids_BL.shape[1] - 1))
+    logp_BTV = logp_BLV.gather(1, pos_BT[..., None].expand(-1, -1, logp_BLV.shape[-1]))
+    lp_BT = logp_BTV.gather(-1, tok_BT[..., None]).squeeze(-1)
+    ent_BT = -(logp_BTV.exp() * logp_BTV).sum(-1) if with_entropy else None
+    return lp_BT, ent_BT
+
+
+def make_scheduler(optimizer, kind: str, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def advantage_spec(cfg: DictConfig, method: MethodSpec) -> AdvantageSpec:
+    s = cfg.sod
+    return AdvantageSpec(
+        grpo=method.grpo,
+        opd=method.opd,
+        weighting=method.weighting,
+        clip_weights=method.clip_weights,
+        eps=s.eps,
+        delta=s.delta,
+        heuristic_gamma=s.heuristic_gamma,
+        opd_coef=s.opd_coef,
+        opd_form=s.opd_form,
+        pattern_low=s.pattern_low,
+        pattern_high=s.pattern_high,
+    )
+
+
+def _load_model(path: str, dtype: str, device: torch.device):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (Path(path).is_dir() or path.count("/") == 1):
+        raise SodctlUsageError(
+            f"model {path!r} does not exist: train or build it first (see the experiment file's header)"
+        )
+    torch_dtype = {
+        "auto": "auto",
+        "float32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+    }[dtype]
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
+        tok = AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise SodctlUsageError(f"cannot load model {path!r}: {str(e).splitlines()[0]}") from None
+    return model, tok
+
+
+def _tool_rounds(traj: Trajectory) -> int:
+    """Assistant turns answered with observations: runs of mask 0 inside the response."""
+    m = traj.response_mask
+    return sum(1 for i in range(1, len(m)) if m[i] == 0 and m[i - 1] == 1)
+
+
+class RLTrainer:
+    """The state of one RL run (kept small: the loop is ``train_rl``)."""
+
+    def __init__(self, cfg: DictConfig, method: MethodSpec, device: torch.device) -> None:
+        self.cfg, self.method, self.device = cfg, method, device
+        self.policy, self.tok = _load_model(cfg.model.path, cfg.model.dtype, device)
+        self.teacher = None
+        if method.teacher == "external":
+            self.teacher, t_tok = _load_model(cfg.teacher.path, cfg.teacher.dtype, device)
+            self.teacher.eval().requires_grad_(False)
+            if t_tok.get_vocab() != self.tok.get_vocab():
+                raise SodctlUsageError(
+                    "teacher and student must share a tokenizer (REFERENCE §7); their vocabularies differ"
+                )
+        self.engine = HFEngine(
+            self.policy,
+            self.tok,
+            max_batch_size=max(1, cfg.train.train_batch_prompts * cfg.rollout.n),
+        )
+        from sodctl.tools.code_interpreter import CodeInterpreter
+
+        self.tool = CodeInterpreter.from_config(cfg.tool, fault_seed=cfg.seed)
+        self.spec = advantage_spec(cfg, method)
+        t = cfg.train
+        self.optimizer = torch.optim.AdamW(
+            self.policy.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay
+        )
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+
+    def score(
+        self, model, prompts: Sequence[Sequence[int]], trajs: Sequence[Trajectory], T: int
+    ) -> torch.Tensor:
+        """Log-probs of the sampled response tokens under ``model`` (no grad), (B, T)."""
+        out = []
+        mb = max(1, self.cfg.rollout.n * self.cfg.train.ppo_mini_batch_prompts)
+        with torch.no_grad():
+            for i in range(0, len(trajs), mb):
+                ids, attn, plen = pad_batch(
+                    prompts[i : i + mb],
+                    [t.response_ids for t in trajs[i : i + mb]],
+                    self.pad_id,
+                    self.device,
+                )
+                out.append(response_log_probs(model, ids, attn, plen, T)[0])
+        return torch.cat(out)
+
+
+def train_rl(
+    cfg: DictConfig, method: MethodSpec, *, resume: bool = False, progress: bool = True
+) -> Path:
+    """Run (or resume) an RL / distillation experiment; returns the final model directory."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from sodctl.rewards import training_rewards, verl_num_turns
+    from sodctl.tools.code_interpreter import CODE_INTERPRETER_SCHEMA
+
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.engine.device)
+    run = RunDir(cfg, resume=resume)
+    problems = load_rl_problems(cfg)
+    tr = RLTrainer(cfg, method, device)
+    t, ro = cfg.train, cfg.rollout
+    P = t.train_batch_prompts
+    steps_per_epoch = max(1, len(problems) // P)
+    total = t.max_steps or t.epochs * steps_per_epoch
+    sched = make_scheduler(tr.optimizer, t.lr_schedule, t.warmup_steps, total)
+    rng = random.Random(cfg.seed)
+    order, cursor, epoch, start = list(range(len(problems))), 0, 0, 0
+    rng.shuffle(order)
+    ckpt = run.latest_checkpoint() if resume else None
+    if ckpt is not None:
+        from transformers import AutoModelForCausalLM
+
+        tr.policy.load_state_dict(
+            AutoModelForCausalLM.from_pretrained(ckpt, dtype=tr.policy.dtype).state_dict()
+        )
+        state = run.load_trainer_state(ckpt)
+        tr.optimizer.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        order, cursor, epoch, start = state["order"], state["cursor"], state["epoch"], state["step"]
+        rng.setstate(state["data_rng"])
+    log = MetricsLogger(run.path, cfg, resume=ckpt is not None)
+    log.truncate_after(start)
+    prompt_cache: dict[tuple[int, str], list[int]] = {}
+
+    def ids_for(i: int, which: str) -> list[int]:
+        if (i, which) not in prompt_cache:
+            msgs = (
+                problems[i].messages
+                if which == "student"
+                else privileged_messages(problems[i], which)
+            )
+            prompt_cache[(i, which)] = chat_prompt_ids(tr.tok, msgs, [CODE_INTERPRETER_SCHEMA])
+        return prompt_cache[(i, which)]
+
+    cols = (
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*cols, disable=not progress) as bar:
+        task = bar.add_task("rl", total=total, completed=start)
+        for step in range(start, total):
+            t0 = time.perf_counter()
+            if cursor + P > len(order):
+                rng.shuffle(order)
+                cursor, epoch = 0, epoch + 1
+            batch = order[cursor : cursor + P]
+            cursor += P
+            idx = [i for i in batch for _ in range(ro.n)]
+            group = torch.tensor([g for g in range(P) for _ in range(ro.n)])
+            prompts = [ids_for(i, "student") for i in idx]
+            # 1. rollouts with the current policy
+            tr.policy.eval()
+            params = SamplingParams(
+                max_new_tokens=cfg.data.max_response_tokens,
+                temperature=ro.temperature,
+                top_p=ro.top_p,
+                top_k=ro.top_k,
+                seed=cfg.seed * 1_000_003 + step,
+            )
+            loop = AgentLoopConfig(
+                max_turns=ro.max_turns,
+                max_response_tokens=cfg.data.max_response_tokens,
+                on_invalid_call=cfg.tool.on_invalid_call,
+            )
+            trajs = run_agent_loop(tr.engine, tr.tok, tr.tool, prompts, params, loop)
+            t_gen = time.perf_counter() - t0
+            # 2. rewards
+            rewards = training_rewards(
+                [x.text for x in trajs], [problems[i].ground_truth for i in idx], kind=[problems[i].kind for i in idx],
+                num_turns=[verl_num_turns(x.num_turns, _tool_rounds(x)) for x in trajs], response_tokens=[len(x.response_ids) for x in trajs],
+                max_response_tokens=cfg.data.max_response_tokens, overlong_buffer=cfg.reward.overlong_buffer,
+                tool_shaping=cfg.reward.tool_shaping, overlong=cfg.reward.overlong_penalty, grader=cfg.reward.grader,
+                correct_reward=cfg.reward.correct, incorrect_reward=cfg.reward.incorrect,
+            )  # fmt: skip
+            r_B = torch.tensor([r.reward for r in rewards], dtype=torch.float32, device=device)
+            # 3. old and teacher log-probs of the sampled tokens
+            T = max(1, max(len(x.response_ids) for x in trajs))
+            mask_BT = torch.zeros(len(trajs), T, dtype=torch.long)
+            for b, x in enumerate(trajs):
+                mask_BT[b, : len(x.response_mask)] = torch.tensor(x.response_mask, dtype=torch.long)
+            mask_BT = mask_BT.to(device)
+            old_BT = tr.score(tr.policy, prompts, trajs, T)
+            teacher_BT = None
+            if method.teacher == "external":
+                teacher_BT = tr.score(tr.teacher, prompts, trajs, T)
+            elif method.teacher == "self":
+                teacher_BT = tr.score(
+                    tr.policy, [ids_for(i, method.privileged) for i in idx], trajs, T
+                )
+            # 4. advantages: the shared core
+            adv = compute_advantages(
+                tr.spec, rewards_B=r_B, group_ids_B=group.to(device), response_mask=mask_BT, old_log_probs=old_BT,
+                teacher_log_probs=teacher_BT, first_error_step_B=torch.tensor([x.first_error_step for x in trajs], device=device),
+            )  # fmt: skip
+            # 5. PPO updates
+            tr.policy.train()
+            t1 = time.perf_counter()
+            stats = _ppo_updates(tr, prompts, trajs, T, mask_BT, old_BT, teacher_BT, adv, sched)
+            t_train = time.perf_counter() - t1
+            step_time = time.perf_counter() - t0
+            n_tokens = int(mask_BT.sum())
+            calls = sum(x.n_tool_calls for x in trajs)
+            metrics = {
+                "rollout/reward": float(r_B.mean()),
+                "rollout/acc": float(sum(r.correct for r in rewards) / len(rewards)),
+                "rollout/response_tokens": sum(len(x.response_ids) for x in trajs) / len(trajs),
+                "rollout/turns": sum(x.num_turns for x in trajs) / len(trajs),
+                "rollout/tool_calls": calls / len(trajs),
+                "rollout/tool_error_rate": sum(x.n_tool_errors for x in trajs) / max(calls, 1),
+                **stats,
+                **adv.metrics,
+                "train/lr": sched.get_last_lr()[0],
+                "perf/step_time_s": step_time,
+                "perf/gen_time_s": t_gen,
+                "perf/train_time_s": t_train,
+                "perf/tokens_per_s": n_tokens / max(step_time, 1e-9),
+                "perf/peak_mem_gb": _peak_mem_gb(device),
+                "epoch": epoch + cursor / max(len(order), 1),
+            }
+            log.log(step + 1, metrics)
+            log.log_samples(_samples(step + 1, trajs, adv, rewards))
+            if t.save_every and (step + 1) % t.save_every == 0 and step + 1 < total:
+                run.save_checkpoint(
+                    step + 1, tr.policy, tr.tok,
+                    {"optimizer": tr.optimizer.state_dict(), "scheduler": sched.state_dict(), "order": order, "cursor": cursor, "epoch": epoch, "data_rng": rng.getstate()},
+                    keep=t.keep_checkpoints,
+                )  # fmt: skip
+            bar.update(task, advance=1)
+    log.close()
+    return run.export_final(tr.policy, tr.tok)
+
+
+def _ppo_updates(
+    tr: RLTrainer, prompts, trajs, T, mask_BT, old_BT, teacher_BT, adv, sched
+) -> dict[str, float]:
+    cfg, t = tr.cfg, tr.cfg.train
+    mb = max(1, cfg.rollout.n * t.ppo_mini_batch_prompts)
+    acc: dict[str, list[float]] = {}
+    for _ in range(t.ppo_epochs):
+        for i in range(0, len(trajs), mb):
+            sl = slice(i, i + mb)
+            ids, attn, plen = pad_batch(
+                prompts[sl], [x.response_ids for x in trajs[sl]], tr.pad_id, tr.device
+            )
+            lp_BT, ent_BT = response_log_probs(tr.policy, ids, attn, plen, T, with_entropy=True)
+            m = mask_BT[sl]
+            loss, st = ppo_clipped_loss(
+                lp_BT,
+                old_BT[sl],
+                adv.advantages_BT[sl],
+                m,
+                clip_low=t.clip_low,
+                clip_high=t.clip_high,
+                dual_clip=t.dual_clip,
+                agg=t.loss_agg,
+            )
+            parts = {"train/pg_loss": float(loss.detach())}
+            if cfg.sod.opd_form == "loss" and adv.token_weights_BT is not None:
+                opd_loss, _ = opd_reinforce_loss(
+                    lp_BT,
+                    teacher_BT[sl],
+                    adv.token_weights_BT[sl],
+                    m,
+                    opd_coef=cfg.sod.opd_coef,
+                    agg=t.loss_agg,
+                )
+                loss = loss + opd_loss
+                parts["train/opd_loss"] = float(opd_loss.detach())
+            entropy = (ent_BT * m).sum() / m.sum().clamp(min=1)
+            if t.entropy_coef:
+                loss = loss - t.entropy_coef * entropy
+            tr.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_(tr.policy.parameters(), t.grad_clip)
+            tr.optimizer.step()
+            sched.step()
+            parts.update(
+                {
+                    "train/loss": float(loss.detach()),
+                    "train/entropy": float(entropy.detach()),
+                    "train/grad_norm": float(gn),
+                }
+            )
+            parts.update({f"train/{k}": float(v) for k, v in st.items()})
+            for k, v in parts.items():
+                acc.setdefault(k, []).append(v)
+    return {k: sum(v) / len(v) for k, v in acc.items()}
+
+
+def _peak_mem_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+
+
+def _samples(step: int, trajs: Sequence[Trajectory], adv, rewards) -> list[dict[str, Any]]:
+    """A few trajectories with their per-step d_k and w_k (Figure 5 / Appendix G)."""
+    if adv.divergence is None:
+        return []
+    out = []
+    n_steps = adv.divergence.steps.n_steps_B.tolist()
+    for b in range(min(SAMPLES_PER_STEP, len(trajs))):
+        k = n_steps[b]
+        code = int(adv.patterns_B[b]) if adv.patterns_B is not None else -1
+        out.append(
+            {
+                "step": step,
+                "traj_id": f"{step}-{b}",
+                "d": [round(x, 6) for x in adv.divergence.d_BS[b, :k].tolist()],
+                "w": [round(x, 6) for x in adv.step_weights_BS[b, :k].tolist()],
+                "pattern": PATTERN_NAMES.get(code, "none"),
+                "correct": bool(rewards[b].correct),
+                "reward": float(rewards[b].reward),
+                "num_turns": trajs[b].num_turns,
+                "tool_error": trajs[b].n_tool_errors > 0,
+            }
+        )
+    return out
