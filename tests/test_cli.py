@@ -254,9 +254,7 @@ NOT_YET = [
     ["data", "tiny"],
     ["sft", "table1/sft-1.7b"],
     ["sft"],
-    ["train", "table1/sod-1.7b"],
     ["train", "table1/sod-1.7b", "--engine", "verl"],
-    ["train", "--method", "grpo", "--preset", "smoke", "rollout.n=2"],
     ["reproduce", "table1", "--preset", "tiny"],
     ["ablate", "no-grpo", "--preset", "tiny"],
 ]
@@ -283,6 +281,7 @@ EVAL_ERRORS = [
         "no data at /nonexistent",
     ),
     (["eval", "table1/sod-1.7b"], "no trained model at runs/table1/sod-1.7b/final"),
+    (["train", "table1/sod-1.7b", "output_dir=/nonexistent-runs"], "set data.rl_path"),
     (
         ["eval", "--model", "/nonexistent/ckpt", "--bench", "aime25"],
         "is not a directory with a Hugging Face checkpoint",
@@ -296,6 +295,24 @@ def test_eval_bad_input_is_one_line(capsys, monkeypatch, args, needle):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     line = assert_one_line_error(*run(capsys, *args))
     assert needle in line
+
+
+@pytest.mark.unit
+def test_train_without_its_sft_model_is_one_line(capsys, tmp_path):
+    from rl_fixtures import write_rl_parquet
+
+    rl = write_rl_parquet(tmp_path / "rl.parquet")
+    line = assert_one_line_error(
+        *run(
+            capsys,
+            "train",
+            "table1/sod-1.7b",
+            f"data.rl_path={rl}",
+            f"output_dir={tmp_path / 'runs'}",
+        )
+    )
+    assert "does not exist: train or build it first" in line
+    assert not (tmp_path / "runs").exists()  # bad input leaves nothing behind
 
 
 @pytest.mark.unit

@@ -180,7 +180,9 @@ def _locate(spec: BenchmarkSpec, path: str | None, data_dir: str | None) -> Path
     return _hub_file(spec.hub_repo, spec.file, what=f"benchmark {spec.name!r}")
 
 
-def _hub_file(repo: str, file: str, *, what: str) -> Path:
+def _hub_file(
+    repo: str, file: str, *, what: str, fix: str = "set eval.data_dir to its folder"
+) -> Path:
     """A dataset file from the hub cache, else from the hub; fails fast and in one line offline."""
     import logging
     import socket
@@ -188,7 +190,7 @@ def _hub_file(repo: str, file: str, *, what: str) -> Path:
 
     from huggingface_hub import constants, hf_hub_download
 
-    hint = f"download the dataset {repo} and set eval.data_dir to its folder"
+    hint = f"download the dataset {repo} and {fix}"
     try:
         return Path(hf_hub_download(repo, file, repo_type="dataset", local_files_only=True))
     except Exception:

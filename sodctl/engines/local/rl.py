@@ -73,7 +73,12 @@ def load_rl_problems(cfg: DictConfig) -> list[RLProblem]:
     if path is None:
         from sodctl.data.loaders import _hub_file
 
-        path = _hub_file(cfg.data.rl_hub_repo, cfg.data.rl_file, what="the RL corpus")
+        path = _hub_file(
+            cfg.data.rl_hub_repo,
+            cfg.data.rl_file,
+            what="the RL corpus",
+            fix="set data.rl_path to the parquet file",
+        )
     if not Path(path).is_file():
         raise SodctlUsageError(
             f"RL data {path} does not exist; build it (sodctl data tiny / sodctl data rl) or set data.rl_path"
@@ -281,9 +286,9 @@ def train_rl(
 
     seed_everything(cfg.seed)
     device = resolve_device(cfg.engine.device)
-    run = RunDir(cfg, resume=resume)
-    problems = load_rl_problems(cfg)
+    problems = load_rl_problems(cfg)  # inputs first: bad ones must not leave a run directory behind
     tr = RLTrainer(cfg, method, device)
+    run = RunDir(cfg, resume=resume)
     t, ro = cfg.train, cfg.rollout
     P = t.train_batch_prompts
     steps_per_epoch = max(1, len(problems) // P)
