@@ -114,6 +114,9 @@ def train(
     engine: EngineOpt = None,
     seed: SeedOpt = None,
     max_steps: MaxStepsOpt = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run from its latest checkpoint.")
+    ] = False,
 ) -> None:
     """RL / on-policy distillation from the SFT checkpoint: grpo, opd, sod, opsd-*, ablations."""
     cfg = load(
@@ -127,7 +130,16 @@ def train(
         ),
     )
     require_stage(cfg, "train", ("rl",))
-    raise _engine_not_yet("train", cfg.engine.name, "the RL / distillation trainer")
+    if cfg.engine.name != "local":
+        raise _engine_not_yet("train", cfg.engine.name, "the RL / distillation trainer")
+    import time
+
+    from sodctl.config import method_spec
+    from sodctl.engines.local.rl import train_rl
+
+    t0 = time.monotonic()
+    final = train_rl(cfg, method_spec(cfg), resume=resume)
+    typer.echo(f"sodctl train {cfg.experiment}: done in {time.monotonic() - t0:.1f} s; model -> {final}")
 
 
 def _engine_not_yet(command: str, engine: str, what: str) -> Exception:
