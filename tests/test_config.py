@@ -212,8 +212,9 @@ def test_tiny_and_smoke_presets_are_small():
     for preset in ("tiny", "smoke"):
         cfg = _load("table1/sod-1.7b", preset)
         assert cfg.rollout.n <= 4 and cfg.train.max_steps and cfg.train.max_steps <= 100
-        assert cfg.data.max_response_tokens <= 512 and cfg.eval.benches == ["tiny-arith"]
-        assert cfg.zoo["1.7b"].startswith(f"runs/{preset}/models/")
+        assert cfg.data.max_response_tokens <= 512
+        assert list(cfg.eval.benches) == ["aime24", "aime25", "gpqa", "lcb"]  # the tiny world's
+        assert cfg.zoo["1.7b"] == f"runs/{preset}/world/models/1.7b"
         assert cfg.engine.device == "cpu"
 
 
@@ -236,7 +237,7 @@ def test_file_beats_preset_and_selects_preset_method_model(exp_file):
     assert cfg.preset == "tiny" and cfg.train.train_batch_prompts == 16  # from the tiny preset
     assert cfg.train.lr == 3e-4 and cfg.rollout.n == 3  # the file beats the preset
     assert cfg.method.name == "opd" and cfg.method.weighting == "uniform"
-    assert cfg.model.size == "0.6b" and cfg.model.path == "runs/tiny/models/0.6b"
+    assert cfg.model.size == "0.6b" and cfg.model.path == "runs/tiny/world/models/0.6b"
 
 
 def test_explicit_arguments_beat_the_file(exp_file):

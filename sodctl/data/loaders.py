@@ -41,14 +41,29 @@ class Problem:
         return [{"role": "user", "content": self.prompt}]
 
 
+def prompts_path(path: str | None = None) -> Path:
+    """The prompts file ``data.prompts_file`` names: the packaged default for null; a path
+    that exists as given; else a name relative to the packaged data directory (so
+    ``tiny_prompts.yaml`` works from any working directory)."""
+    if not path:
+        return PROMPTS_FILE
+    given = Path(path)
+    if given.is_file():
+        return given
+    packaged = PROMPTS_FILE.parent / given
+    if not given.is_absolute() and packaged.is_file():
+        return packaged
+    raise SodctlUsageError(
+        f"prompts file {path} does not exist (nor in {PROMPTS_FILE.parent}); fix data.prompts_file"
+    )
+
+
 @lru_cache(maxsize=4)
 def load_prompts(path: str | None = None) -> dict[str, str]:
-    """The prompt templates (``prompts.yaml``, or a user's copy)."""
+    """The prompt templates (``prompts.yaml``, or a user's copy; see ``prompts_path``)."""
     from omegaconf import OmegaConf
 
-    file = Path(path) if path else PROMPTS_FILE
-    if not file.is_file():
-        raise SodctlUsageError(f"prompts file {file} does not exist; fix data.prompts_file")
+    file = prompts_path(path)
     raw = OmegaConf.to_container(OmegaConf.load(file))
     missing = {"math", "science_mcq", "code", "code_example"} - set(raw)
     if missing:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import string
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 # Special tokens of the Qwen3 chat format. The first three are "special" (control
 # tokens); the tag tokens are ordinary added tokens, so decoding keeps them.
@@ -35,40 +36,65 @@ UNK = "<|unk|>"
 # trim_blocks, which eats a newline right after a tag: those are written as {{ '\n' }}.
 # Ours: `tools` render into the system turn; a run of
 # `tool` messages becomes one user turn of <tool_response> blocks.
-CHAT_TEMPLATE = (
-    "{% if tools %}"
-    "<|im_start|>system\n"
-    "{% if messages and messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
-    "# Tools\nCall a tool by writing its name and arguments as JSON inside <tool_call></tool_call> tags.\n"
-    "Available tools:\n<tools>"
-    "{% for tool in tools %}{{ '\\n' }}{{ tool | tojson }}{% endfor %}{{ '\\n' }}</tools><|im_end|>\n"
-    "{% elif messages and messages[0].role == 'system' %}"
-    "<|im_start|>system\n{{ messages[0].content }}<|im_end|>\n"
-    "{% endif %}"
-    "{% for m in messages %}"
-    "{% if m.role == 'system' %}"
-    "{% elif m.role == 'tool' %}"
-    "{% if loop.first or messages[loop.index0 - 1].role != 'tool' %}<|im_start|>user{% endif %}"
-    "{{ '\\n' }}<tool_response>\n{{ m.content }}\n</tool_response>"
-    "{% if loop.last or messages[loop.index0 + 1].role != 'tool' %}<|im_end|>\n{% endif %}"
-    "{% else %}"
-    "<|im_start|>{{ m.role }}\n{{ m.content if m.content is string else '' }}"
-    "{% if m.role == 'assistant' and m.tool_calls %}"
-    "{% for call in m.tool_calls %}"
-    "{% set fn = call.function if call.function is defined else call %}"
-    "{% if m.content or not loop.first %}{{ '\\n' }}{% endif %}"
-    '<tool_call>\n{"name": "{{ fn.name }}", "arguments": '
-    "{{ fn.arguments if fn.arguments is string else fn.arguments | tojson }}}\n</tool_call>"
-    "{% endfor %}"
-    "{% endif %}"
-    "<|im_end|>\n"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+ToolsStyle = Literal["full", "compact"]
+
+# How the tool schemas appear in the system turn. "full": every schema as JSON, as
+# Qwen3 does (about 520 characters for code_interpreter). "compact": one line per tool,
+# `name(param, ...)` (about 40): with one token per character the full schemas would
+# dominate every tiny-world sequence, so the tiny world's checkpoints use this one.
+_TOOLS_BLOCKS: dict[str, str] = {
+    "full": (
+        "# Tools\nCall a tool by writing its name and arguments as JSON inside <tool_call></tool_call> tags.\n"
+        "Available tools:\n<tools>"
+        "{% for tool in tools %}{{ '\\n' }}{{ tool | tojson }}{% endfor %}{{ '\\n' }}</tools>"
+    ),
+    "compact": (
+        "# Tools"
+        "{% for tool in tools %}{% set fn = tool.function if tool.function is defined else tool %}"
+        "{{ '\\n' }}{{ fn.name }}({{ (fn.parameters.properties if fn.parameters is defined else {})"
+        " | list | join(', ') }}){% endfor %}"
+    ),
+}
 
 
-def build_tokenizer():
+def chat_template(tools_style: ToolsStyle = "full") -> str:
+    """The chat template, with the tool schemas rendered in ``tools_style``."""
+    return (
+        "{% if tools %}"
+        "<|im_start|>system\n"
+        "{% if messages and messages[0].role == 'system' %}{{ messages[0].content }}\n\n{% endif %}"
+        + _TOOLS_BLOCKS[tools_style]
+        + "<|im_end|>\n"
+        "{% elif messages and messages[0].role == 'system' %}"
+        "<|im_start|>system\n{{ messages[0].content }}<|im_end|>\n"
+        "{% endif %}"
+        "{% for m in messages %}"
+        "{% if m.role == 'system' %}"
+        "{% elif m.role == 'tool' %}"
+        "{% if loop.first or messages[loop.index0 - 1].role != 'tool' %}<|im_start|>user{% endif %}"
+        "{{ '\\n' }}<tool_response>\n{{ m.content }}\n</tool_response>"
+        "{% if loop.last or messages[loop.index0 + 1].role != 'tool' %}<|im_end|>\n{% endif %}"
+        "{% else %}"
+        "<|im_start|>{{ m.role }}\n{{ m.content if m.content is string else '' }}"
+        "{% if m.role == 'assistant' and m.tool_calls %}"
+        "{% for call in m.tool_calls %}"
+        "{% set fn = call.function if call.function is defined else call %}"
+        "{% if m.content or not loop.first %}{{ '\\n' }}{% endif %}"
+        '<tool_call>\n{"name": "{{ fn.name }}", "arguments": '
+        "{{ fn.arguments if fn.arguments is string else fn.arguments | tojson }}}\n</tool_call>"
+        "{% endfor %}"
+        "{% endif %}"
+        "<|im_end|>\n"
+        "{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+CHAT_TEMPLATE = chat_template("full")
+
+
+def build_tokenizer(tools_style: ToolsStyle = "full"):
     """A character-level ``PreTrainedTokenizerFast`` with the Qwen3 chat tokens and template."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -88,7 +114,7 @@ def build_tokenizer():
         clean_up_tokenization_spaces=False,
     )
     tok.add_tokens(list(TAG_TOKENS))
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = chat_template(tools_style)
     return tok
 
 
@@ -103,6 +129,39 @@ class TinyModelSpec:
     num_key_value_heads: int = 1
     head_dim: int = 64
     max_position_embeddings: int = 4096
+
+
+def _spec(hidden: int, layers: int, heads: int, kv_heads: int, ffn: int) -> TinyModelSpec:
+    return TinyModelSpec(
+        hidden_size=hidden,
+        intermediate_size=ffn,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=32,
+        max_position_embeddings=2048,
+    )
+
+
+# The tiny world's zoo: one shape per size slot of the tiny and smoke presets. The
+# teacher slots are larger than the students, as in the paper; the tiny 4b slot is the
+# shape ARCHITECTURE.md calibrated (0.8 M parameters learn to copy tool results in ~150
+# SFT steps; hidden 96 / 3 layers had not after 250). head_dim 32 keeps them cheap on
+# CPU; vLLM's CPU backend needs head_dim 64, so these are served with transformers.
+TINY_SPECS: dict[str, dict[str, TinyModelSpec]] = {
+    "tiny": {
+        "0.6b": _spec(64, 2, 2, 1, 192),  # ~0.11 M parameters
+        "1.7b": _spec(96, 3, 3, 1, 288),  # ~0.32 M
+        "4b": _spec(128, 4, 4, 2, 384),  # ~0.80 M
+        "14b": _spec(160, 5, 5, 1, 480),  # ~1.5 M
+    },
+    "smoke": {  # plumbing only: never trained far enough to learn anything
+        "0.6b": _spec(32, 1, 1, 1, 64),
+        "1.7b": _spec(32, 1, 1, 1, 96),
+        "4b": _spec(32, 1, 1, 1, 128),
+        "14b": _spec(32, 1, 1, 1, 160),
+    },
+}
 
 
 def build_model(tokenizer, spec: TinyModelSpec = TinyModelSpec(), *, seed: int = 0):
@@ -126,11 +185,15 @@ def build_model(tokenizer, spec: TinyModelSpec = TinyModelSpec(), *, seed: int =
 
 
 def create_tiny_checkpoint(
-    path: str | Path, spec: TinyModelSpec = TinyModelSpec(), *, seed: int = 0
+    path: str | Path,
+    spec: TinyModelSpec = TinyModelSpec(),
+    *,
+    seed: int = 0,
+    tools_style: ToolsStyle = "full",
 ) -> Path:
     """Write a tiny model and its tokenizer to ``path`` in Hugging Face format; returns the path."""
     path = Path(path)
-    tok = build_tokenizer()
+    tok = build_tokenizer(tools_style)
     model = build_model(tok, spec, seed=seed)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)

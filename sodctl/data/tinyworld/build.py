@@ -1,0 +1,378 @@
+"""``build_tinyworld``: every file of the tiny world, from a seed.
+
+Layout of ``out_dir`` (the tiny and smoke presets point their data, eval and zoo
+keys here through ``${data.out_dir}``)::
+
+    eval/aime2024/aime_2024_problems.parquet     math-a   Problem, Answer
+    eval/aime2025/aime_2025_problems.parquet     math-b   problem, answer
+    eval/gpqa-diamond/gpqa_diamond.parquet       mcq      problem, solution, domain
+    eval/livecodebench-v6/lcb_v6_2502_2505.parquet  code  problem, reward_model, extra_info
+    rl.parquet         verl RL schema (RL_SCHEMA)
+    sft.parquet        Open-AgentRL-SFT schema (SFT_SCHEMA)
+    pretrain.parquet   text
+    models/<size>/     random tiny Qwen3 checkpoints, one per zoo slot (TINY_SPECS)
+    manifest.json      written last: what was built and from what
+
+A build whose manifest matches the request is kept as it is; ``force=True``
+rebuilds. Files are written to a temporary name and renamed into place, and the
+manifest goes last, so an interrupted build is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sodctl.data.benchmarks import BENCHMARKS
+from sodctl.data.loaders import load_prompts, prompts_path
+from sodctl.data.tinyworld.expert import (
+    RECOVERY_VARIANTS,
+    Variant,
+    tools_column,
+    write_trajectories,
+)
+from sodctl.data.tinyworld.pretrain import pretrain_lines
+from sodctl.data.tinyworld.problems import (
+    ABILITY_OF,
+    BENCH_OF,
+    FAMILIES,
+    TinyProblem,
+    as_benchmark_problem,
+    draw_problems,
+    eval_row,
+)
+from sodctl.errors import SodctlUsageError
+
+TINYWORLD_VERSION = "1"  # bump when any generated file changes for the same seed
+TINY_PROMPTS_FILE = "tiny_prompts.yaml"
+RECOVERY_FRACTION = 0.15
+TWO_CALLS_FRACTION = 0.05
+MODEL_SLOTS = ("0.6b", "1.7b", "4b", "14b")
+
+
+@dataclass(frozen=True)
+class WorldSizes:
+    eval_per_bench: int
+    rl: int  # rows, split evenly over the four families
+    sft: int  # scripted trajectories before dropping any
+    pretrain: int  # lines
+
+
+WORLD_SIZES: dict[str, WorldSizes] = {
+    "tiny": WorldSizes(eval_per_bench=32, rl=512, sft=1000, pretrain=2000),
+    "smoke": WorldSizes(eval_per_bench=4, rl=8, sft=8, pretrain=16),
+}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    built: bool  # False: a finished build with the same recipe was kept
+    seconds: float
+    manifest: dict[str, Any]
+
+    def summary(self) -> str:
+        """One paragraph for the console."""
+        m, c = self.manifest, self.manifest["counts"]
+        head = (
+            f"tiny world ({m['preset']}, seed {m['seed']}) "
+            + (
+                f"built in {self.seconds:.1f} s"
+                if self.built
+                else "already built; kept (--force rebuilds)"
+            )
+            + f": {self.out_dir}"
+        )
+        variants = ", ".join(f"{k} {v}" for k, v in c["sft_by_variant"].items())
+        dropped = sum(c["sft_dropped"].values())
+        return "\n".join(
+            [
+                head,
+                "  eval/      " + ", ".join(f"{b} {n}" for b, n in c["eval"].items()),
+                f"  rl.parquet        {c['rl']} rows",
+                f"  sft.parquet       {c['sft']} trajectories ({variants}; {dropped} dropped)",
+                f"  pretrain.parquet  {c['pretrain']} texts",
+                "  models/    " + ", ".join(m["models"]),
+            ]
+        )
+
+
+def _schemas() -> dict[str, Any]:
+    import pyarrow as pa
+
+    call = pa.struct(
+        [
+            ("type", pa.string()),
+            (
+                "function",
+                pa.struct(
+                    [("name", pa.string()), ("arguments", pa.struct([("code", pa.string())]))]
+                ),
+            ),
+        ]
+    )
+    message = pa.struct(
+        [("role", pa.string()), ("content", pa.string()), ("tool_calls", pa.list_(call))]
+    )
+    rl = pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("ground_truth", pa.string()), ("style", pa.string())])),
+            (
+                "extra_info",
+                pa.struct(
+                    [
+                        ("index", pa.int64()),
+                        ("kind", pa.string()),
+                        ("solution", pa.string()),
+                        ("hint", pa.string()),
+                    ]
+                ),
+            ),
+        ]
+    )
+    sft = pa.schema([("messages", pa.list_(message)), ("tools", pa.string())])
+    return {"rl": rl, "sft": sft, "pretrain": pa.schema([("text", pa.string())])}
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], schema: Any) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+    os.replace(tmp, path)
+
+
+def _write_frame(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pandas as pd
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def split_counts(sizes: WorldSizes) -> dict[str, int]:
+    per = len(FAMILIES)
+    return {
+        "eval": sizes.eval_per_bench,
+        "rl": -(-sizes.rl // per),
+        "sft": -(-sizes.sft // per),
+        "pretrain": max(1, sizes.pretrain // (4 * per)),
+    }
+
+
+def sft_variants(n: int, rng: random.Random) -> list[Variant]:
+    """Exactly round(15%) recovery (alternating the two) and max(1, round(5%)) two-call
+    trajectories, at shuffled positions; the rest direct."""
+    n_rec = round(RECOVERY_FRACTION * n)
+    n_two = min(n - n_rec, max(1, round(TWO_CALLS_FRACTION * n)))
+    variants: list[Variant] = [RECOVERY_VARIANTS[i % 2] for i in range(n_rec)]
+    variants += ["two-calls"] * n_two + ["direct"] * (n - n_rec - n_two)
+    rng.shuffle(variants)
+    return variants
+
+
+def _interleave(by_family: dict[str, list[TinyProblem]], n: int) -> list[TinyProblem]:
+    """Round-robin over the families, cut to ``n``."""
+    longest = max(len(v) for v in by_family.values())
+    mixed = [by_family[f][i] for i in range(longest) for f in FAMILIES if i < len(by_family[f])]
+    return mixed[:n]
+
+
+def rl_rows(problems: list[TinyProblem], prompts: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for index, p in enumerate(problems):
+        shown = as_benchmark_problem(p, prompts)
+        rows.append(
+            {
+                "data_source": f"tiny-{p.family}",
+                "prompt": shown.messages(),
+                "ability": ABILITY_OF[p.family],
+                "reward_model": {"ground_truth": shown.ground_truth, "style": "rule"},
+                "extra_info": {
+                    "index": index,
+                    "kind": p.kind,
+                    "solution": p.solution,
+                    "hint": p.hint,
+                },
+            }
+        )
+    return rows
+
+
+def _tool(tool_cfg: Any):
+    """The paper-mode tool with the preset's limits (never injected faults)."""
+    from sodctl.tools.code_interpreter import CodeInterpreter
+
+    executor = CodeInterpreter.from_config(tool_cfg).executor
+    return CodeInterpreter(
+        executor,
+        timeout_s=float(tool_cfg.run_timeout_s),
+        memory_mb=int(tool_cfg.memory_mb),
+        print_mode="paper",
+        max_observation_chars=int(tool_cfg.max_observation_chars),
+    )
+
+
+def _chat_renderer() -> Callable[[list[dict[str, str]]], str]:
+    """Chat text in the tiny checkpoints' own template (no tools, no generation prompt)."""
+    from sodctl.models.tiny import build_tokenizer
+
+    tok = build_tokenizer("compact")
+    return lambda messages: tok.apply_chat_template(messages, tokenize=False).rstrip("\n")
+
+
+def _write_models(out: Path, preset: str, seed: int) -> dict[str, Any]:
+    from transformers.utils import logging as hf_logging
+
+    from sodctl.models.tiny import TINY_SPECS, create_tiny_checkpoint
+
+    specs = TINY_SPECS[preset]
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one "Writing model shards" bar per tiny file
+    try:
+        for i, size in enumerate(MODEL_SLOTS):
+            final = out / "models" / size
+            tmp = out / "models" / f".{size}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            create_tiny_checkpoint(tmp, specs[size], seed=seed * 1000 + i, tools_style="compact")
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    return {size: asdict(specs[size]) for size in MODEL_SLOTS}
+
+
+def _recipe(preset: str, seed: int, prompts_file: str, tool_cfg: Any) -> dict[str, Any]:
+    prompts = prompts_path(prompts_file)
+    return {
+        "version": TINYWORLD_VERSION,
+        "preset": preset,
+        "seed": seed,
+        "sizes": asdict(WORLD_SIZES[preset]),
+        "prompts_file": prompts.name,
+        "prompts_sha256": hashlib.sha256(prompts.read_bytes()).hexdigest(),
+        "tool": {
+            "print_mode": "paper",
+            "run_timeout_s": float(tool_cfg.run_timeout_s),
+            "memory_mb": int(tool_cfg.memory_mb),
+            "max_observation_chars": int(tool_cfg.max_observation_chars),
+        },
+    }
+
+
+def _outputs() -> list[str]:
+    evals = [f"eval/{BENCHMARKS[BENCH_OF[f]].file}" for f in FAMILIES]
+    return [*evals, "rl.parquet", "sft.parquet", "pretrain.parquet"] + [
+        f"models/{s}" for s in MODEL_SLOTS
+    ]
+
+
+def _finished(out: Path, recipe: dict[str, Any], force: bool) -> dict[str, Any] | None:
+    manifest_path = out / "manifest.json"
+    if force or not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    differs = [k for k, v in recipe.items() if manifest.get(k) != v]
+    if differs:
+        was = ", ".join(f"{k}={manifest.get(k)!r}" for k in differs)
+        raise SodctlUsageError(
+            f"{out} holds a tiny world built differently ({was}); "
+            "pass --force (force=True) to rebuild it, or choose another --out"
+        )
+    if all((out / rel).exists() for rel in _outputs()):
+        return manifest
+    return None
+
+
+def build_tinyworld(
+    out_dir: str | Path,
+    *,
+    preset: str = "tiny",
+    seed: int = 0,
+    force: bool = False,
+    prompts_file: str = TINY_PROMPTS_FILE,
+    tool_cfg: Any = None,
+) -> BuildResult:
+    """Write the tiny world for ``preset`` (tiny or smoke) to ``out_dir``.
+
+    ``tool_cfg`` is a ``tool`` config section (default: the preset's); its limits
+    apply to the expert's tool calls, always in paper print mode.
+    """
+    if preset not in WORLD_SIZES:
+        raise SodctlUsageError(
+            f"the tiny world has presets {', '.join(WORLD_SIZES)}; got {preset!r}"
+        )
+    t0 = time.monotonic()
+    if tool_cfg is None:
+        from sodctl.config import load_config
+
+        tool_cfg = load_config(preset=preset).tool
+    out = Path(out_dir)
+    recipe = _recipe(preset, seed, prompts_file, tool_cfg)
+    kept = _finished(out, recipe, force)
+    if kept is not None:
+        return BuildResult(out, False, time.monotonic() - t0, kept)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+    sizes = WORLD_SIZES[preset]
+    prompts = load_prompts(prompts_file)
+    world = draw_problems(seed, split_counts(sizes))
+    rng = random.Random(f"sodctl-tinyworld:{seed}:layout")
+    schemas = _schemas()
+
+    for family in FAMILIES:
+        rows = [eval_row(p, i) for i, p in enumerate(world["eval"][family])]
+        _write_frame(out / "eval" / str(BENCHMARKS[BENCH_OF[family]].file), rows)
+
+    rl_problems = _interleave(world["rl"], sizes.rl)
+    rng.shuffle(rl_problems)
+    _write_rows(out / "rl.parquet", rl_rows(rl_problems, prompts), schemas["rl"])
+
+    sft_problems = _interleave(world["sft"], sizes.sft)
+    rng.shuffle(sft_problems)
+    items = list(zip(sft_problems, sft_variants(len(sft_problems), rng)))
+    expert = write_trajectories(items, prompts, _tool(tool_cfg))
+    tools = tools_column()
+    sft_rows = [{"messages": m, "tools": tools} for m in expert.rows]
+    _write_rows(out / "sft.parquet", sft_rows, schemas["sft"])
+
+    pool = [p for f in FAMILIES for p in world["pretrain"][f]]
+    texts = pretrain_lines(pool, sizes.pretrain, rng, _chat_renderer())
+    _write_rows(out / "pretrain.parquet", [{"text": t} for t in texts], schemas["pretrain"])
+
+    models = _write_models(out, preset, seed)
+    manifest = {
+        **recipe,
+        "counts": {
+            "eval": {BENCH_OF[f]: len(world["eval"][f]) for f in FAMILIES},
+            "rl": len(rl_problems),
+            "rl_by_source": dict(sorted(Counter(f"tiny-{p.family}" for p in rl_problems).items())),
+            "sft": len(expert.rows),
+            "sft_by_variant": dict(sorted(expert.variants.items())),
+            "sft_dropped": dict(sorted(expert.dropped.items())),
+            "pretrain": len(texts),
+        },
+        "models": models,
+        "files": _outputs(),
+    }
+    tmp = out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out / "manifest.json")
+    return BuildResult(out, True, time.monotonic() - t0, manifest)

@@ -1,0 +1,146 @@
+"""The scripted expert that writes the tiny world's SFT trajectories.
+
+A trajectory is the paper's multi-turn tool use in miniature: the user prompt
+(exactly as evaluation shows it), an assistant turn with a short plan and a
+``code_interpreter`` call, the tool's observation, possibly more calls, and the
+final answer (``\\boxed{}``, or a ```python block for code). Variants:
+
+- ``direct``: one call that prints the key value, then the answer;
+- ``two-calls``: the same, then a confirming call (``expr == value`` prints True;
+  code runs the formula on a second test input);
+- ``name-error``: a first call with a typo (``asn`` for ``ans``: NameError), then
+  the corrected call;
+- ``indent-trap``: a first call whose indented last line the paper print rule
+  moves out of its block (IndentationError, REFERENCE §6), then a flat call.
+
+Observations are never written by hand: every call runs through the real
+``CodeInterpreter`` in paper print mode with the preset's limits. A trajectory
+whose calls do not behave as scripted, or whose final answer the real grader
+rejects, is dropped (and counted).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sodctl.data.tinyworld.problems import TinyProblem, as_benchmark_problem
+from sodctl.rewards import grade_many
+from sodctl.tools.code_interpreter import TOOL_NAME, CodeInterpreter
+
+Variant = Literal["direct", "two-calls", "name-error", "indent-trap"]
+RECOVERY_VARIANTS: tuple[Variant, ...] = ("name-error", "indent-trap")
+
+_OPENING = {
+    "math": "Compute it.",
+    "mcq": "Compute, then match.",
+    "code": "Try the example.",
+}
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """One tool call: what the assistant says, the code, and the observation it must give
+    (stripped), or None when the call must fail."""
+
+    say: str
+    code: str
+    expect: str | None
+
+
+def script(p: TinyProblem, variant: Variant) -> list[ScriptedCall]:
+    """The expert's tool calls for ``p`` in ``variant``."""
+    opening = _OPENING[p.kind]
+    answer = ScriptedCall(opening, p.tool_code(), p.value)
+    if variant == "direct":
+        return [answer]
+    if variant == "two-calls":
+        confirm = p.tests["outputs"][1].strip() if p.tests else "True"
+        return [answer, ScriptedCall("Check it.", p.check, confirm)]
+    if variant == "name-error":
+        return [
+            ScriptedCall(opening, p.tool_code(f"ans = {p.expr}\nasn"), None),
+            ScriptedCall("Fix the typo.", p.tool_code(f"ans = {p.expr}\nans"), p.value),
+        ]
+    if variant == "indent-trap":
+        return [
+            ScriptedCall(opening, p.tool_code(f"if True:\n    {p.expr}"), None),
+            ScriptedCall("Fix the indent.", p.tool_code(), p.value),
+        ]
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def final_answer(p: TinyProblem) -> str:
+    """The last assistant turn: the boxed number, the boxed letter, or the program."""
+    if p.kind == "code":
+        return f"```python\n{p.program}\n```"
+    if p.kind == "mcq":
+        return f"{p.value} is ({p.answer}). \\boxed{{{p.answer}}}"
+    return f"\\boxed{{{p.value}}}"
+
+
+def tool_call(code: str) -> dict[str, Any]:
+    """An OpenAI-format tool call, as the Open-AgentRL SFT set stores them."""
+    return {"type": "function", "function": {"name": TOOL_NAME, "arguments": {"code": code}}}
+
+
+@dataclass
+class ExpertReport:
+    rows: list[list[dict[str, Any]]]  # one message list per kept trajectory
+    variants: Counter[str]  # of the kept ones
+    dropped: Counter[str]  # reason -> count
+
+
+def write_trajectories(
+    items: Sequence[tuple[TinyProblem, Variant]],
+    prompts: dict[str, str],
+    tool: CodeInterpreter,
+) -> ExpertReport:
+    """Run every scripted call (one concurrent batch), check, grade; keep the good ones."""
+    scripts = [script(p, v) for p, v in items]
+    flat = [call for calls in scripts for call in calls]
+    outcomes = iter(tool.run_many([{"code": c.code} for c in flat]))
+    report = ExpertReport([], Counter(), Counter())
+    candidates: list[tuple[int, list[dict[str, Any]], str]] = []
+    for i, ((p, _variant), calls) in enumerate(zip(items, scripts)):
+        bench_problem = as_benchmark_problem(p, prompts)
+        messages: list[dict[str, Any]] = [{"role": "user", "content": bench_problem.prompt}]
+        ok = True
+        for call in calls:
+            out = next(outcomes)
+            seen = out.observation.strip()
+            if (call.expect is None) != out.erroneous or (call.expect not in (None, seen)):
+                ok = False
+            messages.append(
+                {"role": "assistant", "content": call.say, "tool_calls": [tool_call(call.code)]}
+            )
+            messages.append({"role": "tool", "content": out.observation})
+        if not ok:
+            report.dropped["tool output not as scripted"] += 1
+            continue
+        messages.append({"role": "assistant", "content": final_answer(p)})
+        candidates.append((i, messages, bench_problem.ground_truth))
+    grades = grade_many(
+        [m[-1]["content"] for _, m, _ in candidates],
+        [gt for _, _, gt in candidates],
+        kind=[items[i][0].kind for i, _, _ in candidates],
+        grader="strict",
+        executor=tool.executor,
+    )
+    for (i, messages, _), g in zip(candidates, grades):
+        if not g.correct:
+            report.dropped["final answer graded wrong"] += 1
+            continue
+        report.rows.append(messages)
+        report.variants[items[i][1]] += 1
+    return report
+
+
+def tools_column() -> str:
+    """The SFT set's ``tools`` cell: the JSON list of tool schemas."""
+    from sodctl.tools.code_interpreter import CODE_INTERPRETER_SCHEMA
+
+    return json.dumps([CODE_INTERPRETER_SCHEMA])

@@ -1,0 +1,86 @@
+"""Tool-free text for the tiny world's "pretraining" stage (the vanilla rows' base model).
+
+A character-level model starts knowing nothing, not even digits. This text
+teaches what a base model brings to the paper's pipeline, without tool use:
+reading and copying digit strings, arithmetic facts, the problem phrasings with
+their boxed answers, Python lines that read stdin, and a little chat-format text.
+Problems come from the world's own ``pretrain`` split, disjoint from every other.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+from sodctl.data.tinyworld.problems import TinyProblem
+
+# Share of each kind of line (the rest are problem phrasings with their answers).
+_MIX: tuple[tuple[str, float], ...] = (
+    ("fact", 0.30),
+    ("digits", 0.15),
+    ("chat", 0.15),
+    ("program", 0.10),
+)
+
+
+def _fact(p: TinyProblem, rng: random.Random) -> str:
+    if p.kind == "code":
+        a, b = rng.randint(1, 50), rng.randint(1, 50)
+        value = eval(p.expr, {"__builtins__": {}}, {"a": a, "b": b})  # our own formula
+        return f"a = {a}, b = {b}: {p.expr} = {value}"
+    return p.solution.rsplit(" The answer", 1)[0]
+
+
+def _digits(rng: random.Random) -> str:
+    number = str(rng.randint(10, 10 ** rng.randint(2, 6)))
+    if rng.random() < 0.5:
+        return f"Copy {number}: {number}"
+    return f"The digits of {number} are {' '.join(number)}."
+
+
+def _answered(p: TinyProblem) -> str:
+    if p.kind == "code":
+        return f"{p.text}\n```python\n{p.program}\n```"
+    return f"{p.text} \\boxed{{{p.answer}}}"
+
+
+def _chat(rng: random.Random, render: Callable[[list[dict[str, str]]], str]) -> str:
+    if rng.random() < 0.5:
+        a, b = rng.randint(1, 20), rng.randint(1, 20)
+        user, reply = f"Compute {a} + {b}.", f"\\boxed{{{a + b}}}"
+    else:
+        number = str(rng.randint(100, 99999))
+        user, reply = f"Repeat {number}.", number
+    return render([{"role": "user", "content": user}, {"role": "assistant", "content": reply}])
+
+
+def pretrain_lines(
+    problems: Sequence[TinyProblem],
+    n: int,
+    rng: random.Random,
+    render_chat: Callable[[list[dict[str, str]]], str],
+) -> list[str]:
+    """``n`` lines of text; ``problems`` feed the facts, phrasings and programs (cycled)."""
+    lines: list[str] = []
+    pool = list(problems)
+    for i in range(n):
+        p = pool[i % len(pool)]
+        u, kind, acc = rng.random(), "answered", 0.0
+        for name, share in _MIX:
+            acc += share
+            if u < acc:
+                kind = name
+                break
+        if kind == "fact":
+            lines.append(_fact(p, rng))
+        elif kind == "digits":
+            lines.append(_digits(rng))
+        elif kind == "chat":
+            lines.append(_chat(rng, render_chat))
+        elif kind == "program":
+            code_like = [q for q in pool if q.program]
+            q = code_like[i % len(code_like)] if code_like else p
+            lines.append(q.program or f"print({q.expr})")
+        else:
+            lines.append(_answered(p))
+    return lines

@@ -1,0 +1,370 @@
+"""The tiny world (``sodctl data tiny``): schemas through the real loaders, the expert's
+trajectories through the real tool and grader, determinism, disjoint splits, budgets."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sodctl.cli import main
+from sodctl.config import load_config
+from sodctl.data.loaders import load_benchmark, load_prompts
+from sodctl.data.tinyworld import FAMILIES, WORLD_SIZES, build_tinyworld, draw_problems
+from sodctl.data.tinyworld.build import MODEL_SLOTS, rl_rows, sft_variants, split_counts
+from sodctl.data.tinyworld.problems import BENCH_OF, as_benchmark_problem
+from sodctl.errors import SodctlUsageError
+from sodctl.models.tiny import CHAT_TEMPLATE, TINY_SPECS, build_model, build_tokenizer
+from sodctl.rewards import grade, parse_tests
+from sodctl.rollout.agent import chat_prompt_ids
+from sodctl.tools import CODE_INTERPRETER_SCHEMA, CodeInterpreter, get_executor
+
+pytestmark = pytest.mark.integration
+
+PROMPTS = "tiny_prompts.yaml"
+BENCHES = ("aime24", "aime25", "gpqa", "lcb")
+SMOKE_COUNTS = split_counts(WORLD_SIZES["smoke"])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> tuple[Path, float]:
+    """The smoke world, built by the real CLI with a relative --out, and how long it took."""
+    root = tmp_path_factory.mktemp("tinyworld")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        t0 = time.monotonic()
+        rc = main(["data", "tiny", "--preset", "smoke", "--out", "tmp"])
+        seconds = time.monotonic() - t0
+    assert rc == 0
+    return root / "tmp", seconds
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _plain(messages) -> list[dict]:
+    """A parquet message list as chat-template input (no null keys)."""
+    out = []
+    for m in messages:
+        m = {k: v for k, v in m.items() if v is not None}
+        if "tool_calls" in m:
+            m["tool_calls"] = [dict(c) for c in m["tool_calls"]]
+        out.append(m)
+    return out
+
+
+def _smoke_tool() -> CodeInterpreter:
+    tool = load_config(preset="smoke").tool
+    return CodeInterpreter(
+        get_executor("local"),
+        timeout_s=tool.run_timeout_s,
+        memory_mb=tool.memory_mb,
+        print_mode="paper",
+        max_observation_chars=tool.max_observation_chars,
+    )
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def test_the_cli_builds_the_smoke_world_in_seconds(world, capsys):
+    out, seconds = world
+    assert seconds < 20
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["preset"] == "smoke" and manifest["seed"] == 0
+    assert all((out / rel).exists() for rel in manifest["files"])
+    assert manifest["counts"]["eval"] == dict.fromkeys(BENCHES, 4)
+    assert manifest["counts"]["rl"] == 8 and manifest["counts"]["sft"] == 8
+    assert manifest["counts"]["pretrain"] == 16 and not manifest["counts"]["sft_dropped"]
+
+
+def test_a_finished_build_is_kept_and_a_different_one_refused(world, capsys):
+    out, _ = world
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert main(["data", "tiny", "--preset", "smoke", "--out", str(out)]) == 0
+    assert "already built" in capsys.readouterr().out
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(SodctlUsageError, match="built differently.*--force"):
+        build_tinyworld(out, preset="tiny")
+
+
+def test_the_same_seed_gives_identical_files_and_force_rebuilds(world, tmp_path):
+    out, _ = world
+    again = build_tinyworld(tmp_path / "again", preset="smoke")
+    assert again.built and _files(again.out_dir) == _files(out)
+    forced = build_tinyworld(tmp_path / "again", preset="smoke", force=True)
+    assert forced.built and _files(forced.out_dir) == _files(out)
+
+
+def test_another_seed_draws_other_problems():
+    a, b = draw_problems(0, SMOKE_COUNTS), draw_problems(1, SMOKE_COUNTS)
+    assert [p.text for p in a["eval"]["math-a"]] != [p.text for p in b["eval"]["math-a"]]
+
+
+def test_data_tiny_refuses_the_paper_preset_and_limit(capsys):
+    assert main(["data", "tiny", "--preset", "paper"]) == 2
+    assert main(["data", "tiny", "--limit", "3"]) == 2
+    assert "--limit does not apply" in capsys.readouterr().err
+
+
+# --- schemas through the real loaders ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_eval_benches_load_through_the_real_loader(world, bench):
+    out, _ = world
+    problems = load_benchmark(bench, data_dir=str(out / "eval"), prompts_file=PROMPTS)
+    assert len(problems) == 4
+    for p in problems:
+        assert "Use the tool" in p.prompt or "with the tool" in p.prompt
+        if p.kind == "math":
+            assert re.fullmatch(r"-?\d+", p.ground_truth)
+        elif p.kind == "mcq":
+            assert p.ground_truth in "ABCD" and "(D)" in p.prompt
+        else:
+            assert len(parse_tests(p.ground_truth)) == 4 and "Example:" in p.prompt
+
+
+def test_rl_rows_have_the_verl_schema(world):
+    out, _ = world
+    rl = pd.read_parquet(out / "rl.parquet")
+    assert list(rl.columns) == ["data_source", "prompt", "ability", "reward_model", "extra_info"]
+    assert sorted(set(rl.data_source)) == [f"tiny-{f}" for f in sorted(FAMILIES)]
+    ability = {
+        "tiny-math-a": "math",
+        "tiny-math-b": "math",
+        "tiny-mcq": "science",
+        "tiny-code": "code",
+    }
+    for i, row in enumerate(rl.to_dict(orient="records")):
+        assert [dict(m) for m in row["prompt"]] == [
+            {"role": "user", "content": row["prompt"][0]["content"]}
+        ]
+        assert row["ability"] == ability[row["data_source"]]
+        assert row["reward_model"]["style"] == "rule" and row["reward_model"]["ground_truth"]
+        extra = row["extra_info"]
+        assert set(extra) == {"index", "kind", "solution", "hint"} and extra["index"] == i
+        assert extra["kind"] in ("math", "mcq", "code") and extra["solution"] and extra["hint"]
+
+
+def test_rl_prompts_and_ground_truths_are_what_evaluation_shows(world):
+    out, _ = world
+    prompts = load_prompts(PROMPTS)
+    drawn = draw_problems(0, SMOKE_COUNTS)["eval"]
+    for family in FAMILIES:
+        loaded = load_benchmark(BENCH_OF[family], data_dir=str(out / "eval"), prompts_file=PROMPTS)
+        rows = rl_rows(drawn[family], prompts)
+        assert [r["prompt"][0]["content"] for r in rows] == [p.prompt for p in loaded]
+        assert [r["reward_model"]["ground_truth"] for r in rows] == [p.ground_truth for p in loaded]
+
+
+def test_opsd_context_solves_and_hints_without_the_answer():
+    for split in draw_problems(0, split_counts(WORLD_SIZES["tiny"])).values():
+        for family in FAMILIES:
+            for p in split[family]:
+                if p.kind == "code":
+                    assert p.program in p.solution and p.program not in p.hint
+                else:
+                    assert p.solution.endswith(f"The answer is {p.answer}.")
+                    assert p.answer not in re.findall(r"-?\d+|\([A-D]\)", p.hint)
+                    assert f"({p.answer})" not in p.hint
+
+
+def test_pretrain_text_is_tool_free_and_holds_no_eval_problem(world):
+    out, _ = world
+    texts = pd.read_parquet(out / "pretrain.parquet")
+    assert list(texts.columns) == ["text"] and len(texts) == 16
+    evals = [
+        p.text
+        for split in [draw_problems(0, SMOKE_COUNTS)["eval"]]
+        for f in FAMILIES
+        for p in split[f]
+    ]
+    for text in texts.text:
+        assert "<tool_call>" not in text and "<tool_response>" not in text
+        assert not any(e in text for e in evals)
+
+
+# --- the expert's trajectories -----------------------------------------------------------------
+
+
+def test_sft_trajectories_replay_through_the_tool_and_grade_correct(world):
+    out, _ = world
+    sft = pd.read_parquet(out / "sft.parquet")
+    assert list(sft.columns) == ["messages", "tools"]
+    truth = {}
+    for family in FAMILIES:
+        for p in draw_problems(0, SMOKE_COUNTS)["sft"][family]:
+            shown = as_benchmark_problem(p, load_prompts(PROMPTS))
+            truth[shown.prompt] = (shown.ground_truth, p.kind)
+    tool = _smoke_tool()
+    recovered = two_calls = 0
+    for messages, tools in zip(sft.messages, sft.tools):
+        assert json.loads(tools) == [CODE_INTERPRETER_SCHEMA]
+        msgs = _plain(messages)
+        roles = [m["role"] for m in msgs]
+        assert roles[0] == "user" and roles[-1] == "assistant" and "tool_calls" not in msgs[-1]
+        assert roles[1:-1] == ["assistant", "tool"] * ((len(roles) - 2) // 2)
+        calls = [m["tool_calls"] for m in msgs if "tool_calls" in m]
+        assert all(len(c) == 1 and c[0]["type"] == "function" for c in calls)
+        codes = [c[0]["function"]["arguments"]["code"] for c in calls]
+        outcomes = tool.run_many([{"code": code} for code in codes])
+        observations = [m["content"] for m in msgs if m["role"] == "tool"]
+        assert [o.observation for o in outcomes] == observations
+        assert not outcomes[-1].erroneous
+        recovered += outcomes[0].erroneous
+        two_calls += len(codes) == 2 and not outcomes[0].erroneous
+        ground_truth, kind = truth[msgs[0]["content"]]
+        assert grade(msgs[-1]["content"], ground_truth, kind=kind).correct
+    assert 0.10 <= recovered / len(sft) <= 0.20 and two_calls >= 1
+
+
+def test_an_agent_replaying_the_expert_produces_the_sft_sequences_token_for_token(world):
+    """What SFT trains on is exactly what the agent loop (RL, eval) produces."""
+    from transformers import AutoTokenizer
+
+    from sodctl.rollout.agent import AgentLoopConfig, run_agent_loop
+    from sodctl.rollout.engine import SamplingParams
+    from sodctl.rollout.scripted import ScriptedEngine
+
+    out, _ = world
+    tok = AutoTokenizer.from_pretrained(out / "models" / "1.7b")
+    convs = [_plain(m) for m in pd.read_parquet(out / "sft.parquet").messages]
+    head = "<|im_start|>assistant\n"
+    turns = {
+        c[0]["content"]: [
+            tok.apply_chat_template([m], tokenize=False).removeprefix(head).rstrip("\n")
+            for m in c
+            if m["role"] == "assistant"
+        ]
+        for c in convs
+    }
+
+    def script(prompt: str, turn: int) -> str:
+        return next(v[turn] for k, v in turns.items() if k in prompt)
+
+    trajs = run_agent_loop(
+        ScriptedEngine(tok, script),
+        tok,
+        _smoke_tool(),
+        [chat_prompt_ids(tok, c[:1], [CODE_INTERPRETER_SCHEMA]) for c in convs],
+        SamplingParams(max_new_tokens=512),
+        AgentLoopConfig(max_turns=4, max_response_tokens=512),
+    )
+    for c, t in zip(convs, trajs):
+        text = tok.apply_chat_template(c, tools=[CODE_INTERPRETER_SCHEMA], tokenize=False)
+        assert t.stop_reason == "answer"
+        assert tok.decode(t.prompt_ids + t.response_ids) == text.rstrip("\n")
+
+
+def test_the_tiny_preset_gets_15_percent_recoveries():
+    variants = sft_variants(WORLD_SIZES["tiny"].sft, random.Random(0))
+    recovery = sum(v in ("name-error", "indent-trap") for v in variants) / len(variants)
+    assert recovery == pytest.approx(0.15) and variants.count("two-calls") == 50
+
+
+# --- splits and budgets ------------------------------------------------------------------------
+
+
+def test_splits_are_disjoint(world):
+    out, _ = world
+    drawn = draw_problems(0, split_counts(WORLD_SIZES["tiny"]))
+    keys = {split: {p.key for f in FAMILIES for p in v[f]} for split, v in drawn.items()}
+    splits = list(keys)
+    for i, a in enumerate(splits):
+        for b in splits[i + 1 :]:
+            assert not keys[a] & keys[b], (a, b)
+    eval_prompts = {
+        p.prompt
+        for b in BENCHES
+        for p in load_benchmark(b, data_dir=str(out / "eval"), prompts_file=PROMPTS)
+    }
+    rl = {row[0]["content"] for row in pd.read_parquet(out / "rl.parquet").prompt}
+    sft = {m[0]["content"] for m in pd.read_parquet(out / "sft.parquet").messages}
+    assert not eval_prompts & rl and not eval_prompts & sft and not rl & sft
+
+
+@pytest.mark.parametrize("preset", ["smoke", "tiny"])
+def test_every_prompt_fits_the_preset_budget(preset):
+    cfg = load_config(preset=preset)
+    tok = build_tokenizer("compact")
+    prompts = load_prompts(cfg.data.prompts_file)
+    drawn = draw_problems(0, split_counts(WORLD_SIZES[preset]))
+    lengths = [
+        len(
+            chat_prompt_ids(
+                tok, as_benchmark_problem(p, prompts).messages(), [CODE_INTERPRETER_SCHEMA]
+            )
+        )
+        for split in drawn.values()
+        for f in FAMILIES
+        for p in split[f]
+    ]
+    assert max(lengths) <= cfg.data.max_prompt_tokens
+
+
+def test_sft_trajectories_fit_the_tiny_budgets(world):
+    out, _ = world
+    cfg = load_config(preset="tiny")
+    tok = build_tokenizer("compact")
+    for messages, tools in pd.read_parquet(out / "sft.parquet").itertuples(index=False):
+        msgs, schemas = _plain(messages), json.loads(tools)
+        text = tok.apply_chat_template(msgs, tools=schemas, tokenize=False)
+        whole = len(tok(text, add_special_tokens=False)["input_ids"])
+        prompt = len(chat_prompt_ids(tok, msgs[:1], schemas))
+        assert whole <= cfg.sft.max_length and whole - prompt <= cfg.data.max_response_tokens
+
+
+# --- models and presets ------------------------------------------------------------------------
+
+
+def test_models_fill_every_zoo_slot_with_the_compact_tool_template(world):
+    from transformers import AutoConfig, AutoTokenizer
+
+    out, _ = world
+    for size in MODEL_SLOTS:
+        config = AutoConfig.from_pretrained(out / "models" / size)
+        spec = TINY_SPECS["smoke"][size]
+        assert (config.hidden_size, config.num_hidden_layers) == (
+            spec.hidden_size,
+            spec.num_hidden_layers,
+        )
+    tok = AutoTokenizer.from_pretrained(out / "models" / "4b")
+    ids = chat_prompt_ids(tok, [{"role": "user", "content": "hi"}], [CODE_INTERPRETER_SCHEMA])
+    assert "code_interpreter(code)" in tok.decode(ids) and len(ids) < 70
+
+
+def test_teacher_slots_are_larger_than_the_students():
+    tok = build_tokenizer()
+    for preset, specs in TINY_SPECS.items():
+        n = {
+            s: sum(p.numel() for p in build_model(tok, specs[s]).parameters()) for s in MODEL_SLOTS
+        }
+        assert n["0.6b"] < n["1.7b"] < n["4b"] < n["14b"], preset
+    assert build_tokenizer().chat_template == CHAT_TEMPLATE  # the default template is unchanged
+
+
+@pytest.mark.parametrize("preset", ["smoke", "tiny"])
+def test_presets_point_at_the_world(preset):
+    cfg = load_config("table1/sod-1.7b", preset=preset)
+    root = cfg.data.out_dir
+    assert list(cfg.eval.benches) == list(BENCHES) and cfg.eval.data_dir == f"{root}/eval"
+    assert cfg.data.sft_path == f"{root}/sft.parquet" and cfg.data.rl_path == f"{root}/rl.parquet"
+    assert cfg.data.pretrain_path == f"{root}/pretrain.parquet"
+    assert all(cfg.zoo[s] == f"{root}/models/{s}" for s in MODEL_SLOTS)
+    assert cfg.data.prompts_file == PROMPTS
+
+
+def test_a_packaged_prompts_file_resolves_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_prompts(PROMPTS)["version"] == "tiny-1"
+    with pytest.raises(SodctlUsageError, match="does not exist"):
+        load_prompts("no-such-prompts.yaml")
