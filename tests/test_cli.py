@@ -30,8 +30,18 @@ STAGES = (
 
 # Each stage's --help must mention these options.
 STAGE_OPTIONS = {
-    "data": ["--preset", "--out", "--limit", "KEY=VALUE"],
-    "sft": ["EXPERIMENT", "--preset", "--model", "--engine", "--seed", "--max-steps", "KEY=VALUE"],
+    "data": ["--preset", "--out", "--limit", "--force", "KEY=VALUE"],
+    "sft": [
+        "EXPERIMENT",
+        "--preset",
+        "--model",
+        "--engine",
+        "--seed",
+        "--max-steps",
+        "--resume",
+        "--pretrain",
+        "KEY=VALUE",
+    ],
     "train": [
         "EXPERIMENT",
         "--preset",
@@ -251,9 +261,7 @@ def test_unknown_ablation_lists_every_choice(capsys):
 
 NOT_YET = [
     ["data", "sft"],
-    ["data", "tiny"],
-    ["sft", "table1/sft-1.7b"],
-    ["sft"],
+    ["sft", "table1/sft-1.7b", "--engine", "verl"],
     ["train", "table1/sod-1.7b", "--engine", "verl"],
     ["reproduce", "table1", "--preset", "tiny"],
     ["ablate", "no-grpo", "--preset", "tiny"],

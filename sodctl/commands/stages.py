@@ -24,8 +24,9 @@ from sodctl.commands.common import (
     not_yet,
     option_overrides,
     require_stage,
+    split_args,
 )
-from sodctl.config import available_experiments
+from sodctl.config import SIZES, available_experiments
 from sodctl.data.benchmarks import BENCHMARKS, PAPER_BENCHES
 from sodctl.errors import SodctlUsageError
 from sodctl.methods import ABLATIONS, TABLE_ROWS, canonical_name
@@ -64,17 +65,38 @@ def data(
             "--limit", help="Keep only the first N rows (data.limit).", show_default=False
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even if a finished build is there.")
+    ] = False,
 ) -> None:
-    """Download and prepare a dataset as parquet in the verl schema."""
-    load(
+    """Download and prepare a dataset as parquet in the verl schema (tiny: build the tiny world)."""
+    if what == "tiny" and limit is not None:
+        raise SodctlUsageError(
+            "--limit does not apply to 'data tiny': the preset sets the world's size "
+            "(--preset tiny or --preset smoke)"
+        )
+    cfg = load(
         None,
         overrides,
-        preset=preset,
+        preset=preset or ("tiny" if what == "tiny" else None),
         options=option_overrides(data__out_dir=out, data__limit=limit),
     )
-    if what == "tiny":
-        raise not_yet("data tiny", "the synthetic tiny world", "the tiny-world work")
-    raise not_yet(f"data {what}", "building the Gen-Verse datasets", "the data-pipeline work")
+    if what != "tiny":
+        raise not_yet(f"data {what}", "building the Gen-Verse datasets", "the data-pipeline work")
+    from sodctl.data.tinyworld import TINY_PROMPTS_FILE, build_tinyworld
+
+    if cfg.preset not in ("tiny", "smoke"):
+        raise SodctlUsageError(
+            f"'data tiny' builds the tiny world for --preset tiny or smoke, not {cfg.preset!r}"
+        )
+    result = build_tinyworld(
+        cfg.data.out_dir,
+        preset=cfg.preset,
+        force=force,
+        prompts_file=cfg.data.prompts_file or TINY_PROMPTS_FILE,
+        tool_cfg=cfg.tool,
+    )
+    typer.echo(result.summary())
 
 
 def sft(
@@ -85,18 +107,53 @@ def sft(
     engine: EngineOpt = None,
     seed: SeedOpt = None,
     max_steps: MaxStepsOpt = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue an interrupted run from its latest checkpoint."),
+    ] = False,
+    pretrain: Annotated[
+        bool,
+        typer.Option(
+            "--pretrain",
+            help="Tiny world: pretrain the zoo model of --model SIZE (default: every zoo model) "
+            "on data.pretrain_path with the 'pretrain' section's recipe, in place.",
+        ),
+    ] = False,
 ) -> None:
     """Supervised fine-tuning of the student (or the teacher) on the multi-turn tool-use corpus."""
+    named = split_args(experiment, overrides)[0]  # EXPERIMENT may really be a key=value
+    if pretrain and (named is not None or (model is not None and model not in SIZES)):
+        raise SodctlUsageError(
+            "--pretrain takes no EXPERIMENT and no model path: it pretrains the zoo model of "
+            f"--model SIZE ({', '.join(SIZES)}), or every zoo model without --model"
+        )
+    section = "pretrain" if pretrain else "sft"
     cfg = load(
         experiment,
         overrides,
         preset=preset,
         model=model,
-        method=None if experiment else "sft",
-        options=option_overrides(engine__name=engine, seed=seed, sft__max_steps=max_steps),
+        method=None if named else "sft",
+        options=option_overrides(
+            engine__name=engine, seed=seed, **{f"{section}__max_steps": max_steps}
+        ),
     )
     require_stage(cfg, "sft", ("sft",))
-    raise _engine_not_yet("sft", cfg.engine.name, "the SFT trainer")
+    if cfg.engine.name != "local":
+        raise _engine_not_yet("sft", cfg.engine.name, "the SFT trainer")
+    import time
+
+    from sodctl.engines.local.sft import train_pretrain, train_sft
+
+    t0 = time.perf_counter()
+    if pretrain:
+        for size in [cfg.model.size] if model else list(cfg.zoo):
+            where = train_pretrain(cfg, size=size, resume=resume)
+            typer.echo(f"pretrain {size}: {where} holds the pretrained model")
+        typer.echo(f"pretrain finished in {time.perf_counter() - t0:.1f} s")
+        return
+    where = train_sft(cfg, resume=resume)
+    typer.echo(f"sft finished in {time.perf_counter() - t0:.1f} s: final model {where}")
 
 
 def train(

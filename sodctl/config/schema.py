@@ -66,6 +66,9 @@ class DataConfig:
     rl_hub_repo: str = "Gen-Verse/Open-AgentRL-30K"
     rl_file: str = "Open-AgentRL-30K.parquet"
     rl_path: str | None = None
+    # Tool-free text (a ``text`` column) for the tiny world's pretraining stage
+    # (``sodctl sft --pretrain``); null: no pretraining (the paper's base models come pretrained).
+    pretrain_path: str | None = None
     out_dir: str = "data"  # where `sodctl data` writes the prepared parquet files
     max_prompt_tokens: int = 2560
     max_response_tokens: int = 20480  # all response tokens, tool observations included
@@ -189,11 +192,13 @@ class TrainConfig:
 
 @dataclass
 class SftConfig:
-    """Multi-turn SFT (REFERENCE §7, row "sft")."""
+    """Multi-turn SFT (REFERENCE §7, row "sft"); also the shape of the ``pretrain`` section."""
 
     lr: float = 5e-5
     epochs: int = 5
-    batch_size: int = 128
+    batch_size: int = 128  # sequences per optimiser step
+    # Sequences per forward/backward pass; the batch is accumulated. null: the whole batch at once.
+    micro_batch_size: int | None = None
     max_length: int = 32768
     truncation: Literal["right", "left", "error"] = "right"
     max_steps: int | None = None
@@ -205,6 +210,12 @@ class SftConfig:
     grad_clip: float = 1.0
     save_every: int | None = None
     keep_checkpoints: int = 1
+
+
+def _pretrain_defaults() -> SftConfig:
+    # The tiny world's pretraining stage (``sodctl sft --pretrain``, on ``data.pretrain_path``):
+    # the same loop as SFT, with the loss on every token; the tiny presets size it.
+    return SftConfig(epochs=1)
 
 
 def _paper_benches() -> list[str]:
@@ -267,6 +278,7 @@ class SodctlConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sft: SftConfig = field(default_factory=SftConfig)
+    pretrain: SftConfig = field(default_factory=_pretrain_defaults)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -376,17 +388,24 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.entropy_coef", _non_negative, "a non-negative number"),
     ("train.save_every", _optional_positive, "a positive integer or null"),
     ("train.keep_checkpoints", _positive, "a positive integer"),
-    ("sft.lr", _positive, "a positive number"),
-    ("sft.epochs", _positive, "a positive integer"),
-    ("sft.batch_size", _positive, "a positive integer"),
-    ("sft.max_length", _positive, "a positive integer"),
-    ("sft.max_steps", _optional_positive, "a positive integer or null"),
-    ("sft.weight_decay", _non_negative, "a non-negative number"),
-    ("sft.betas", _betas, "two numbers in [0, 1)"),
-    ("sft.warmup_ratio", _unit_half_open, "in [0, 1)"),
-    ("sft.grad_clip", _positive, "a positive number"),
-    ("sft.save_every", _optional_positive, "a positive integer or null"),
-    ("sft.keep_checkpoints", _positive, "a positive integer"),
+    *(
+        (f"{section}.{key}", ok, requirement)
+        for section in ("sft", "pretrain")
+        for key, ok, requirement in (
+            ("lr", _positive, "a positive number"),
+            ("epochs", _positive, "a positive integer"),
+            ("batch_size", _positive, "a positive integer"),
+            ("micro_batch_size", _optional_positive, "a positive integer or null"),
+            ("max_length", _positive, "a positive integer"),
+            ("max_steps", _optional_positive, "a positive integer or null"),
+            ("weight_decay", _non_negative, "a non-negative number"),
+            ("betas", _betas, "two numbers in [0, 1)"),
+            ("warmup_ratio", _unit_half_open, "in [0, 1)"),
+            ("grad_clip", _positive, "a positive number"),
+            ("save_every", _optional_positive, "a positive integer or null"),
+            ("keep_checkpoints", _positive, "a positive integer"),
+        )
+    ),
     ("eval.k", _positive, "a positive integer"),
     ("eval.temperature", _non_negative, "a non-negative number"),
     ("eval.top_p", _unit_open_closed, "in (0, 1]"),

@@ -21,6 +21,7 @@ resumed CPU run ends with exactly the weights an uninterrupted one would.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -69,6 +70,61 @@ def resolve_device(name: str) -> torch.device:
             f"engine.device={name} but no CUDA device is available; use engine.device=cpu"
         )
     return torch.device(name)
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def require_model(path: str | Path) -> None:
+    """A one-line ``SodctlUsageError`` unless ``path`` is a directory or shaped like a hub id."""
+    path = str(path)
+    if not (Path(path).is_dir() or (path.count("/") == 1 and not path.startswith((".", "/")))):
+        raise SodctlUsageError(
+            f"model {path!r} is not a directory with a Hugging Face checkpoint (nor a hub id like "
+            "Qwen/Qwen3-1.7B): train or build it first (see the experiment file's header)"
+        )
+
+
+def load_model(path: str | Path, dtype: str, device: torch.device):
+    """``(model, tokenizer)`` from a local Hugging Face directory or a hub id.
+
+    ``dtype`` is ``model.dtype``: ``auto`` keeps the checkpoint's. A missing model or
+    weights that cannot be loaded are a one-line ``SodctlUsageError``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    require_model(path)
+    path = str(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=_DTYPES.get(dtype, "auto"))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as e:  # e.g. a hub id that cannot be fetched offline
+        raise SodctlUsageError(f"cannot load model {path!r}: {str(e).splitlines()[0]}") from None
+    return model.to(device), tokenizer
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int):
+    """A ``LambdaLR`` over ``total`` optimiser steps: linear warm-up to the base rate over
+    ``warmup`` steps, then ``constant``, ``linear`` decay or ``cosine`` decay towards 0."""
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def peak_mem_gb(device: torch.device) -> float:
+    """Peak memory so far in GiB: CUDA's max allocated, else the process's max resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
 
 class MetricsLogger:
