@@ -172,7 +172,8 @@ def train(
     seed: SeedOpt = None,
     max_steps: MaxStepsOpt = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run from its latest checkpoint.")
+        bool,
+        typer.Option("--resume", help="Continue an interrupted run from its latest checkpoint."),
     ] = False,
 ) -> None:
     """RL / on-policy distillation from the SFT checkpoint: grpo, opd, sod, opsd-*, ablations."""
@@ -196,7 +197,9 @@ def train(
 
     t0 = time.monotonic()
     final = train_rl(cfg, method_spec(cfg), resume=resume)
-    typer.echo(f"sodctl train {cfg.experiment}: done in {time.monotonic() - t0:.1f} s; model -> {final}")
+    typer.echo(
+        f"sodctl train {cfg.experiment}: done in {time.monotonic() - t0:.1f} s; model -> {final}"
+    )
 
 
 def _engine_not_yet(command: str, engine: str, what: str) -> Exception:
@@ -413,9 +416,47 @@ def reproduce(
     if dry_run:
         typer.echo("\n".join([*lines, f"sodctl table {table} --preset {cfg.preset}"]))
         return
-    raise not_yet(
-        f"reproduce {table}", "the pipeline driver", "the local-engine and evaluation work"
+    _run_plan(plan, [table], overrides, preset, seed_list)
+
+
+def _run_plan(
+    plan: list[tuple[str, str]],
+    tables: list[str],
+    overrides: list[str] | None,
+    preset: str | None,
+    seeds: list[int],
+) -> None:
+    """Run a plan with the pipeline driver, then write and print its tables."""
+    from rich.console import Console
+
+    from sodctl.pipeline import run_pipeline
+    from sodctl.results.tables import build_table, render
+
+    console = Console()
+
+    def render_tables(cfg, multi: bool) -> list[Path]:
+        out_dir = Path(cfg.eval.results_dir) / str(cfg.preset)
+        paths = []
+        for name in tables:
+            data = build_table(name, cfg.eval.results_dir, preset=str(cfg.preset))
+            for fmt, ext in (("markdown", "md"), ("csv", "csv")):
+                path = out_dir / f"{name}.{ext}"
+                _write_out(render(data, fmt), str(path))
+                paths.append(path)
+            console.print(render(data, "markdown"))
+        return paths
+
+    report = run_pipeline(
+        plan,
+        preset=preset,
+        overrides=list(overrides or []),
+        seeds=seeds,
+        console=console,
+        render_tables=render_tables,
     )
+    console.print(report.render())
+    for path in report.table_paths:
+        console.print(f"wrote {path}")
 
 
 def ablate(
@@ -439,7 +480,25 @@ def ablate(
         preset=preset,
         options=option_overrides(seed=seed, engine__name=engine),
     )
-    raise _engine_not_yet(f"ablate {name}", cfg.engine.name, "the RL / distillation trainer")
+    if cfg.engine.name != "local":
+        raise _engine_not_yet(f"ablate {name}", cfg.engine.name, "the RL / distillation trainer")
+    if canonical_name(name) in ("opd", "grpo"):  # (1.1) and (2.2) are Table 1's own runs
+        experiment = f"table1/{canonical_name(name)}-1.7b"
+    plan = [
+        ("sft", "teacher/sft-4b"),
+        ("train", "teacher/grpo-4b"),
+        ("sft", "table1/sft-1.7b"),
+        ("train", experiment),
+        ("eval", experiment),
+    ]
+    extra = [*(overrides or []), *option_overrides(engine__name=engine)]
+    _run_plan(
+        plan,
+        ["table2" if name != "naive-opd" else "table5"],
+        extra,
+        preset,
+        [seed] if seed is not None else [],
+    )
 
 
 ResultsOpt = Annotated[
