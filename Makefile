@@ -12,8 +12,11 @@ install:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q "$(TORCH_SPEC)"
 	@$(PYTHON) -m pip install -q -e ".[test]"
 
+# The whole pipeline in miniature (tiny world -> pretrain -> SFT -> GRPO teacher -> every
+# student method -> avg@k -> Table 1), at smoke size: about 3 minutes on 2 cores.
+# The larger tiny preset is the same command with --preset tiny (see README).
 demo: install
-	$(PYTHON) -m sodctl reproduce table1 --preset tiny
+	$(PYTHON) -m sodctl reproduce table1 --preset smoke
 
 test: install
 	$(PYTHON) -m pytest -q

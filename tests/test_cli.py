@@ -263,8 +263,7 @@ NOT_YET = [
     ["data", "sft"],
     ["sft", "table1/sft-1.7b", "--engine", "verl"],
     ["train", "table1/sod-1.7b", "--engine", "verl"],
-    ["reproduce", "table1", "--preset", "tiny"],
-    ["ablate", "no-grpo", "--preset", "tiny"],
+    ["ablate", "no-grpo", "--preset", "tiny", "--engine", "verl"],
 ]
 
 
