@@ -113,13 +113,16 @@ def prepare_world(cfg: DictConfig, sizes: Sequence[str], console: Console) -> li
     from sodctl.engines.local.sft import train_pretrain
 
     out: list[StageTime] = []
+    from sodctl.engines.local.sft import PRETRAINED_MARKER
+
     t0 = time.monotonic()
-    build_tinyworld(cfg.data.out_dir, preset=cfg.preset, tool_cfg=cfg.tool)
-    out.append(StageTime("data", f"tiny world ({cfg.preset})", time.monotonic() - t0, "ran"))
+    built = build_tinyworld(cfg.data.out_dir, preset=cfg.preset, tool_cfg=cfg.tool).built
+    out.append(StageTime("data", f"tiny world ({cfg.preset})", time.monotonic() - t0, "ran" if built else "cached"))
     for size in sizes:
         t0 = time.monotonic()
+        done = (Path(cfg.zoo[size]) / PRETRAINED_MARKER).is_file()
         train_pretrain(cfg, size=size, console=console)
-        out.append(StageTime("pretrain", f"zoo {size}", time.monotonic() - t0, "ran"))
+        out.append(StageTime("pretrain", f"zoo {size}", time.monotonic() - t0, "cached" if done else "ran"))
     return out
 
 
