@@ -39,7 +39,7 @@ from sodctl.core import (
     opd_reinforce_loss,
     ppo_clipped_loss,
 )
-from sodctl.engines.local.run import MetricsLogger, RunDir, resolve_device
+from sodctl.engines.local.run import MetricsLogger, RunDir, load_model, resolve_device
 from sodctl.errors import SodctlUsageError
 from sodctl.methods import MethodSpec
 from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
@@ -194,27 +194,6 @@ def advantage_spec(cfg: DictConfig, method: MethodSpec) -> AdvantageSpec:
     )
 
 
-def _load_model(path: str, dtype: str, device: torch.device):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not (Path(path).is_dir() or path.count("/") == 1):
-        raise SodctlUsageError(
-            f"model {path!r} does not exist: train or build it first (see the experiment file's header)"
-        )
-    torch_dtype = {
-        "auto": "auto",
-        "float32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "float16": torch.float16,
-    }[dtype]
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(device)
-        tok = AutoTokenizer.from_pretrained(path)
-    except OSError as e:
-        raise SodctlUsageError(f"cannot load model {path!r}: {str(e).splitlines()[0]}") from None
-    return model, tok
-
-
 def _tool_rounds(traj: Trajectory) -> int:
     """Assistant turns answered with observations: runs of mask 0 inside the response."""
     m = traj.response_mask
@@ -226,10 +205,10 @@ class RLTrainer:
 
     def __init__(self, cfg: DictConfig, method: MethodSpec, device: torch.device) -> None:
         self.cfg, self.method, self.device = cfg, method, device
-        self.policy, self.tok = _load_model(cfg.model.path, cfg.model.dtype, device)
+        self.policy, self.tok = load_model(cfg.model.path, cfg.model.dtype, device)
         self.teacher = None
         if method.teacher == "external":
-            self.teacher, t_tok = _load_model(cfg.teacher.path, cfg.teacher.dtype, device)
+            self.teacher, t_tok = load_model(cfg.teacher.path, cfg.teacher.dtype, device)
             self.teacher.eval().requires_grad_(False)
             if t_tok.get_vocab() != self.tok.get_vocab():
                 raise SodctlUsageError(
