@@ -323,11 +323,19 @@ def cleanup(spare: Spare, uid: int) -> None:
     """After a call: nothing of the sandbox uid may survive into the next call."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(spare.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(spare.pid, 0)
     if _REAPER is not None and _uid_has_processes(uid):
         os.write(_REAPER[0], b"k")
         os.read(_REAPER[1], 1)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(spare.pid, 0)
+        # SIGKILL is asynchronous: wait (bounded) until the killed are gone and reaped, so
+        # nothing of this call is still alive, or a zombie, when the next call starts
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            _reap_orphans()
+            if not _uid_has_processes(uid):
+                break
+            time.sleep(0.002)
     _reap_orphans()
 
 
