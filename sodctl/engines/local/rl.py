@@ -21,7 +21,6 @@ Nothing branches on a method's name: only on its switches.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Sequence
@@ -39,7 +38,14 @@ from sodctl.core import (
     opd_reinforce_loss,
     ppo_clipped_loss,
 )
-from sodctl.engines.local.run import MetricsLogger, RunDir, load_model, resolve_device
+from sodctl.engines.local.run import (
+    MetricsLogger,
+    RunDir,
+    load_model,
+    make_scheduler,
+    peak_mem_gb,
+    resolve_device,
+)
 from sodctl.errors import SodctlUsageError
 from sodctl.methods import MethodSpec
 from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
@@ -163,18 +169,6 @@ def response_log_probs(
     lp_BT = logp_BTV.gather(-1, tok_BT[..., None]).squeeze(-1)
     ent_BT = -(logp_BTV.exp() * logp_BTV).sum(-1) if with_entropy else None
     return lp_BT, ent_BT
-
-
-def make_scheduler(optimizer, kind: str, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def advantage_spec(cfg: DictConfig, method: MethodSpec) -> AdvantageSpec:
@@ -388,7 +382,7 @@ def train_rl(
                 "perf/gen_time_s": t_gen,
                 "perf/train_time_s": t_train,
                 "perf/tokens_per_s": n_tokens / max(step_time, 1e-9),
-                "perf/peak_mem_gb": _peak_mem_gb(device),
+                "perf/peak_mem_gb": peak_mem_gb(device),
                 "epoch": epoch + cursor / max(len(order), 1),
             }
             log.log(step + 1, metrics)
@@ -459,14 +453,6 @@ def _ppo_updates(
             for k, v in parts.items():
                 acc.setdefault(k, []).append(v)
     return {k: sum(v) / len(v) for k, v in acc.items()}
-
-
-def _peak_mem_gb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
 
 
 def _samples(step: int, trajs: Sequence[Trajectory], adv, rewards) -> list[dict[str, Any]]:
