@@ -10,7 +10,8 @@ keys here through ``${data.out_dir}``)::
     rl.parquet         verl RL schema (RL_SCHEMA)
     sft.parquet        Open-AgentRL-SFT schema (SFT_SCHEMA)
     pretrain.parquet   text
-    models/<size>/     random tiny Qwen3 checkpoints, one per zoo slot (TINY_SPECS)
+    models/<size>/     random tiny Qwen3 checkpoints, one per zoo slot (TINY_SPECS), sharing
+                       a BPE tokenizer learnt from the SFT and pretraining text
     manifest.json      written last: what was built and from what
 
 A build whose manifest matches the request is kept as it is; ``force=True``
@@ -52,11 +53,12 @@ from sodctl.data.tinyworld.problems import (
 )
 from sodctl.errors import SodctlUsageError
 
-TINYWORLD_VERSION = "1"  # bump when any generated file changes for the same seed
+TINYWORLD_VERSION = "2"  # 2: BPE tokenizer; copy-heavy pretraining text  # bump when any generated file changes for the same seed
 TINY_PROMPTS_FILE = "tiny_prompts.yaml"
 RECOVERY_FRACTION = 0.15
 TWO_CALLS_FRACTION = 0.05
 MODEL_SLOTS = ("0.6b", "1.7b", "4b", "14b")
+TOKENIZER_VOCAB = 512  # BPE merges on the characters: tiny-world sequences ~4x shorter
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class WorldSizes:
 
 
 WORLD_SIZES: dict[str, WorldSizes] = {
-    "tiny": WorldSizes(eval_per_bench=32, rl=512, sft=1000, pretrain=2000),
+    "tiny": WorldSizes(eval_per_bench=32, rl=512, sft=4000, pretrain=4000),
     "smoke": WorldSizes(eval_per_bench=4, rl=8, sft=8, pretrain=16),
 }
 
@@ -236,7 +238,22 @@ def _chat_renderer() -> Callable[[list[dict[str, str]]], str]:
     return lambda messages: tok.apply_chat_template(messages, tokenize=False).rstrip("\n")
 
 
-def _write_models(out: Path, preset: str, seed: int) -> dict[str, Any]:
+def world_tokenizer(sft_rows: list[list[dict[str, Any]]], texts: list[str]):
+    """The zoo's tokenizer: BPE learnt from the world's SFT conversations (rendered in
+    the compact template) and pretraining text, as a real tokenizer is learnt from its
+    corpus. Every slot shares it, as Qwen3's sizes share theirs."""
+    from sodctl.models.tiny import build_tokenizer
+    from sodctl.tools.code_interpreter import CODE_INTERPRETER_SCHEMA
+
+    chars = build_tokenizer("compact")
+    rendered = [
+        chars.apply_chat_template(m, tools=[CODE_INTERPRETER_SCHEMA], tokenize=False)
+        for m in sft_rows
+    ]
+    return build_tokenizer("compact", corpus=rendered + texts, vocab_size=TOKENIZER_VOCAB)
+
+
+def _write_models(out: Path, preset: str, seed: int, tokenizer) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
     from sodctl.models.tiny import TINY_SPECS, create_tiny_checkpoint
@@ -249,7 +266,7 @@ def _write_models(out: Path, preset: str, seed: int) -> dict[str, Any]:
             final = out / "models" / size
             tmp = out / "models" / f".{size}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            create_tiny_checkpoint(tmp, specs[size], seed=seed * 1000 + i, tools_style="compact")
+            create_tiny_checkpoint(tmp, specs[size], seed=seed * 1000 + i, tokenizer=tokenizer)
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
     finally:
@@ -267,6 +284,7 @@ def _recipe(preset: str, seed: int, prompts_file: str, tool_cfg: Any) -> dict[st
         "sizes": asdict(WORLD_SIZES[preset]),
         "prompts_file": prompts.name,
         "prompts_sha256": hashlib.sha256(prompts.read_bytes()).hexdigest(),
+        "tokenizer": {"kind": "bpe", "vocab_size": TOKENIZER_VOCAB, "digits": "one token each"},
         "tool": {
             "print_mode": "paper",
             "run_timeout_s": float(tool_cfg.run_timeout_s),
@@ -357,7 +375,7 @@ def build_tinyworld(
     texts = pretrain_lines(pool, sizes.pretrain, rng, _chat_renderer())
     _write_rows(out / "pretrain.parquet", [{"text": t} for t in texts], schemas["pretrain"])
 
-    models = _write_models(out, preset, seed)
+    models = _write_models(out, preset, seed, world_tokenizer(expert.rows, texts))
     manifest = {
         **recipe,
         "counts": {
