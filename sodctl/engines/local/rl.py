@@ -156,18 +156,26 @@ def response_log_probs(
     *,
     with_entropy: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log pi(token) of the T response positions of each row (zeros past a row's end), and the
-    entropy of the distribution there; differentiable."""
-    logits = model(input_ids=ids_BL, attention_mask=attn_BL).logits.float()  # (B, L, V)
-    logp_BLV = torch.log_softmax(logits[:, :-1], dim=-1)
-    L1 = logp_BLV.shape[1]
+    """log pi(token) of the T response positions of each row, and the entropy of the
+    distribution there; differentiable. Positions past a row's end hold arbitrary finite
+    values (callers mask them).
+
+    Only the T response positions are taken from the logits before going to float32,
+    and log pi is logit - logsumexp: no (B, L, V) log-softmax is materialised, which at
+    a real vocabulary (152k) is the largest tensor of the step."""
+    logits_BLV = model(input_ids=ids_BL, attention_mask=attn_BL).logits
+    L1 = logits_BLV.shape[1] - 1
     pos_BT = (plen_B[:, None] - 1 + torch.arange(T, device=ids_BL.device)[None, :]).clamp(
         max=L1 - 1
     )
     tok_BT = ids_BL.gather(1, (pos_BT + 1).clamp(max=ids_BL.shape[1] - 1))
-    logp_BTV = logp_BLV.gather(1, pos_BT[..., None].expand(-1, -1, logp_BLV.shape[-1]))
-    lp_BT = logp_BTV.gather(-1, tok_BT[..., None]).squeeze(-1)
-    ent_BT = -(logp_BTV.exp() * logp_BTV).sum(-1) if with_entropy else None
+    V = logits_BLV.shape[-1]
+    logits_BTV = logits_BLV.gather(1, pos_BT[..., None].expand(-1, -1, V)).float()
+    lse_BT = torch.logsumexp(logits_BTV, dim=-1)
+    lp_BT = logits_BTV.gather(-1, tok_BT[..., None]).squeeze(-1) - lse_BT
+    ent_BT = None
+    if with_entropy:
+        ent_BT = lse_BT - (torch.softmax(logits_BTV, dim=-1) * logits_BTV).sum(-1)
     return lp_BT, ent_BT
 
 
