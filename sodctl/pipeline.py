@@ -117,12 +117,21 @@ def prepare_world(cfg: DictConfig, sizes: Sequence[str], console: Console) -> li
 
     t0 = time.monotonic()
     built = build_tinyworld(cfg.data.out_dir, preset=cfg.preset, tool_cfg=cfg.tool).built
-    out.append(StageTime("data", f"tiny world ({cfg.preset})", time.monotonic() - t0, "ran" if built else "cached"))
+    out.append(
+        StageTime(
+            "data",
+            f"tiny world ({cfg.preset})",
+            time.monotonic() - t0,
+            "ran" if built else "cached",
+        )
+    )
     for size in sizes:
         t0 = time.monotonic()
         done = (Path(cfg.zoo[size]) / PRETRAINED_MARKER).is_file()
         train_pretrain(cfg, size=size, console=console)
-        out.append(StageTime("pretrain", f"zoo {size}", time.monotonic() - t0, "cached" if done else "ran"))
+        out.append(
+            StageTime("pretrain", f"zoo {size}", time.monotonic() - t0, "cached" if done else "ran")
+        )
     return out
 
 

@@ -57,6 +57,21 @@ def git_info(path: Path | None = None) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": dirty}
 
 
+def machine_info() -> dict[str, Any]:
+    """The machine a result came from: OS, architecture, CPU count, accelerators."""
+    info: dict[str, Any] = {
+        "system": f"{platform.system()} {platform.machine()}",
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "hostname": socket.gethostname(),
+        "gpus": [],
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
 def run_metadata(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     """A JSON-serialisable record of what is about to run and with which code."""
     return {

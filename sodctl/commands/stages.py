@@ -455,8 +455,53 @@ def _run_plan(
         render_tables=render_tables,
     )
     console.print(report.render())
+    first = load(plan[0][1], list(overrides or []), preset=preset)
+    _write_provenance(report, seeds or [int(first.seed)], first)
     for path in report.table_paths:
         console.print(f"wrote {path}")
+
+
+def _write_provenance(report, seeds: list[int], cfg) -> None:
+    """Beside each table: ``<table>.provenance.json`` (seeds, commit, versions, machine,
+    the wall time of every stage), and a footer line in its markdown saying the same."""
+    import json
+    import sys
+    from datetime import datetime, timezone
+
+    from sodctl.runinfo import git_info, machine_info, package_versions
+
+    git, machine, versions = git_info(), machine_info(), package_versions()
+    record = {
+        "preset": str(cfg.preset),
+        "seeds": seeds,
+        "git": git,
+        "versions": versions,
+        "machine": machine,
+        "argv": sys.argv,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "stages": [vars(s) for s in report.stages],
+        "total_seconds": round(sum(s.seconds for s in report.stages), 1),
+    }
+    commit = (
+        (git["commit"][:10] + (" (uncommitted changes)" if git["dirty"] else ""))
+        if git
+        else "unknown"
+    )
+    gpus = ", ".join(machine["gpus"]) or "no GPU"
+    footer = (
+        f"\n_Seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} · sodctl commit {commit}"
+        f" · {machine['system']}, {machine['cpus']} CPUs, {gpus}, Python {machine['python']},"
+        f" torch {versions.get('torch')} · {record['finished'][:10]}"
+        f" · wall time of the run {record['total_seconds'] / 60:.1f} min (per stage: the .provenance.json)_\n"
+    )
+    for path in report.table_paths:
+        if path.suffix == ".md":
+            with path.open("a") as f:
+                f.write(footer)
+            name = path.stem
+            path.with_name(f"{name}.provenance.json").write_text(
+                json.dumps({"table": name, **record}, indent=2) + "\n"
+            )
 
 
 def ablate(
