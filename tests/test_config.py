@@ -234,7 +234,9 @@ def exp_file(tmp_path: Path) -> Path:
 def test_file_beats_preset_and_selects_preset_method_model(exp_file):
     cfg = load_config(str(exp_file))
     assert cfg.experiment == "mine"
-    assert cfg.preset == "tiny" and cfg.train.train_batch_prompts == 16  # from the tiny preset
+    tiny = OmegaConf.load(experiments_dir() / "presets" / "tiny.yaml")
+    assert cfg.preset == "tiny"
+    assert cfg.train.train_batch_prompts == tiny.train.train_batch_prompts  # from the tiny preset
     assert cfg.train.lr == 3e-4 and cfg.rollout.n == 3  # the file beats the preset
     assert cfg.method.name == "opd" and cfg.method.weighting == "uniform"
     assert cfg.model.size == "0.6b" and cfg.model.path == "runs/tiny/world/models/0.6b"

@@ -19,7 +19,9 @@ def test_reproduce_table1_smoke_end_to_end_and_cached(tmp_path, capsys):
     assert main(args) == 0
     first = capsys.readouterr().out
     results = tmp_path / "results" / "smoke"
-    summaries = sorted(results.rglob("*.json"))
+    summaries = sorted(
+        p for p in results.rglob("*.json") if not p.name.endswith(".provenance.json")
+    )
     # the teacher, and 7 rows for each of the two student sizes, on the four tiny benches
     assert len(summaries) == (1 + 2 * 7) * 4
     for s in summaries:
@@ -33,6 +35,15 @@ def test_reproduce_table1_smoke_end_to_end_and_cached(tmp_path, capsys):
     ]
     assert len(rows) == 15 and not any("| — |" in row for row in rows)  # every cell has our number
     assert (results / "table1.csv").exists()
+    # where the table came from: seeds, commit, machine, every stage's wall time
+    prov = json.loads((results / "table1.provenance.json").read_text())
+    assert prov["seeds"] == [42] and prov["preset"] == "smoke" and prov["machine"]["cpus"]
+    assert {s["command"] for s in prov["stages"]} >= {"data", "pretrain", "sft", "train", "eval"}
+    assert prov["total_seconds"] == pytest.approx(
+        sum(s["seconds"] for s in prov["stages"]), abs=0.2
+    )
+    footer = table.strip().splitlines()[-1]
+    assert footer.startswith("_Seed 42 · sodctl commit ") and "CPUs" in footer
     for exp in ("teacher/grpo-4b", "table1/sod-0.6b", "table1/opsd-hint-1.7b"):
         run = tmp_path / "runs" / exp
         assert (run / "final" / "config.json").exists()
