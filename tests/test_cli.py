@@ -72,7 +72,7 @@ STAGE_OPTIONS = {
     "plot": ["FIGURE", "--results", "--runs", "--out", "--grader"],
     "report": ["RESULTS_DIR", "--runs", "--out", "--grader"],
     "reproduce": ["TABLE", "--preset", "--seeds", "--dry-run"],
-    "ablate": ["NAME", "--preset", "--seed"],
+    "ablate": ["NAME", "--preset", "--seed", "--seeds"],
     "inspect": ["methods", "presets", "benches", "config", "experiments"],
 }
 
@@ -237,6 +237,8 @@ BAD_INPUT = {
     "unknown command": (["trian"], "No such command 'trian'"),
     "unknown bench": (["eval", "--bench", "aime23"], "unknown benchmark 'aime23'"),
     "bad seeds": (["reproduce", "table1", "--seeds", "a,b"], "--seeds"),
+    "bad ablate seeds": (["ablate", "no-grpo", "--seeds", "1,x"], "--seeds"),
+    "seed and seeds": (["ablate", "no-grpo", "--seed", "1", "--seeds", "1,2"], "not both"),
     "wrong stage": (["train", "table1/sft-1.7b"], "use 'sodctl sft table1/sft-1.7b'"),
     "unknown key to inspect": (["inspect", "config", "--key", "nope"], "no config key 'nope'"),
 }

@@ -370,6 +370,16 @@ def parse_seeds(text: str | None) -> list[int]:
     return seeds
 
 
+SeedsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--seeds",
+        help="Comma-separated seeds, one full run each, reported as mean ± std (paper: 5 seeds).",
+        show_default=False,
+    ),
+]
+
+
 def reproduce(
     table: Annotated[
         Literal["table1", "table2", "table5"],
@@ -379,14 +389,7 @@ def reproduce(
     ],
     overrides: OverridesArg = None,
     preset: PresetOpt = None,
-    seeds: Annotated[
-        str | None,
-        typer.Option(
-            "--seeds",
-            help="Comma-separated seeds, one full run each (paper: 5 seeds).",
-            show_default=False,
-        ),
-    ] = None,
+    seeds: SeedsOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Validate every config and print the plan; run nothing."),
@@ -509,9 +512,13 @@ def ablate(
     overrides: OverridesArg = None,
     preset: PresetOpt = None,
     seed: SeedOpt = None,
+    seeds: SeedsOpt = None,
     engine: EngineOpt = None,
 ) -> None:
     """Train and evaluate one ablation of Table 2 (or Table 5's naive OPD) on the 1.7B student."""
+    if seed is not None and seeds is not None:
+        raise SodctlUsageError("give --seed N or --seeds A,B,C, not both")
+    seed_list = parse_seeds(seeds) if seeds is not None else ([seed] if seed is not None else [])
     if name not in ABLATIONS:
         close = difflib.get_close_matches(name, ABLATIONS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -523,7 +530,7 @@ def ablate(
         experiment,
         overrides,
         preset=preset,
-        options=option_overrides(seed=seed, engine__name=engine),
+        options=option_overrides(seed=seed_list[0] if seed_list else None, engine__name=engine),
     )
     if cfg.engine.name != "local":
         raise _engine_not_yet(f"ablate {name}", cfg.engine.name, "the RL / distillation trainer")
@@ -542,7 +549,7 @@ def ablate(
         ["table2" if name != "naive-opd" else "table5"],
         extra,
         preset,
-        [seed] if seed is not None else [],
+        seed_list,
     )
 
 
