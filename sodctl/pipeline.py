@@ -56,12 +56,16 @@ def _has_checkpoint(cfg: DictConfig) -> bool:
     return any((run_root(cfg) / "run" / "checkpoints").glob("step-*"))
 
 
-def eval_done(cfg: DictConfig, label) -> bool:
-    """Every benchmark of the config has a summary over complete records."""
+def eval_done(cfg: DictConfig, label, model_path: str | None = None) -> bool:
+    """Every benchmark of the config has a summary over complete records, none of them
+    older than the model (``model_path``, when a local directory)."""
+    from sodctl.eval.runner import model_saved_at, stale_outputs
+
     out = label.directory(cfg.eval.results_dir)
+    saved_at = model_saved_at(model_path) if model_path else None
     for bench in cfg.eval.benches:
         summary = out / f"{bench}.json"
-        if not summary.exists():
+        if not summary.exists() or stale_outputs(out, bench, saved_at):
             return False
         s = json.loads(summary.read_text())
         n = len(
@@ -99,7 +103,7 @@ def run_step(
 
     path, label = eval_target(cfg, experiment=experiment, model_opt=None)
     label = type(label)(label.preset, label.model, label.method, label.seed, seed_subdir)
-    if eval_done(cfg, label):
+    if eval_done(cfg, label, path):
         return "cached"
     run_eval(cfg, model_path=path, label=label, console=console)
     return "ran"

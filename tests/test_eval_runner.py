@@ -128,3 +128,31 @@ def test_prompts_are_chat_rendered_with_the_tool_schema(setup):
         and '"name": "code_interpreter"' in seen[0]
     )
     assert seen[0].endswith("<|im_start|>assistant\n") and ids(seen[0])
+
+
+def test_results_older_than_the_model_are_set_aside_not_resumed(setup, tmp_path):
+    """A model retrained (or results checked out of git) after its records were written:
+    the old records and summary are kept under .stale-N and the bench is evaluated afresh;
+    records newer than the model are resumed as usual."""
+    import os
+
+    from sodctl.eval.runner import model_saved_at, set_aside, stale_outputs
+
+    problems, kw = setup
+    first = evaluate_bench("aime25", problems, **kw)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    before = first.records_path.stat().st_mtime
+    os.utime(model / "config.json", (before - 10, before - 10))  # saved before the records
+    assert stale_outputs(kw["out_dir"], "aime25", model_saved_at(str(model))) == []
+    os.utime(model / "config.json", (before + 10, before + 10))  # retrained since
+    stale = stale_outputs(kw["out_dir"], "aime25", model_saved_at(str(model)))
+    assert sorted(p.name for p in stale) == ["aime25.json", "aime25.jsonl"]
+    old = first.records_path.read_bytes()
+    moved = set_aside(stale)
+    assert sorted(p.name for p in moved) == ["aime25.json.stale-1", "aime25.jsonl.stale-1"]
+    assert (kw["out_dir"] / "aime25.jsonl.stale-1").read_bytes() == old
+    again = evaluate_bench("aime25", problems, **kw)
+    assert again.new_records == 12
+    assert model_saved_at("Qwen/Qwen3-1.7B") is None  # a hub id: nothing to compare

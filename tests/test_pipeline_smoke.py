@@ -54,3 +54,15 @@ def test_reproduce_table1_smoke_end_to_end_and_cached(tmp_path, capsys):
     second = capsys.readouterr().out
     stage_lines = [line for line in second.splitlines() if "table1/" in line or "teacher/" in line]
     assert stage_lines and all("cached" in line for line in stage_lines if "│" in line)
+    # a model saved after its results (retrained, or results checked out of git): re-evaluated,
+    # the old results kept aside
+    import os
+
+    weights = tmp_path / "runs" / "table1" / "sod-0.6b" / "final" / "config.json"
+    os.utime(weights)
+    assert main(args) == 0
+    third = capsys.readouterr().out
+    assert any(
+        "eval" in ln and "table1/sod-0.6b" in ln and "ran" in ln for ln in third.splitlines()
+    )
+    assert (results / "0.6b" / "sod" / "aime24.json.stale-1").exists()

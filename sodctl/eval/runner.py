@@ -213,6 +213,36 @@ def summarize(
     }
 
 
+def model_saved_at(model: str) -> float | None:
+    """When a local model directory was last written (its newest file); None for hub ids."""
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    times = [p.stat().st_mtime for p in path.iterdir() if p.is_file()]
+    return max(times) if times else None
+
+
+def stale_outputs(out_dir: Path, bench: str, saved_at: float | None) -> list[Path]:
+    """The records / summary of ``bench`` written before the model was last saved: they
+    belong to an older model (retrained since, or results checked out of git)."""
+    if saved_at is None:
+        return []
+    paths = (out_dir / f"{bench}.jsonl", out_dir / f"{bench}.json")
+    return [p for p in paths if p.exists() and p.stat().st_mtime < saved_at]
+
+
+def set_aside(paths: Sequence[Path]) -> list[Path]:
+    """Rename each path to ``<name>.stale-<n>`` (the first free n): kept, never deleted."""
+    moved = []
+    for path in paths:
+        n = 1
+        while (target := path.with_name(f"{path.name}.stale-{n}")).exists():
+            n += 1
+        os.replace(path, target)
+        moved.append(target)
+    return moved
+
+
 @dataclass
 class BenchResult:
     bench: str
@@ -386,8 +416,15 @@ def run_eval(
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
+    saved_at = model_saved_at(model_path)
     with Progress(*columns, console=console, disable=not show_progress) as progress:
         for bench, problems in benches.items():
+            moved = set_aside(stale_outputs(out_dir, bench, saved_at))
+            if moved and console is not None:
+                console.print(
+                    f"{bench}: the results in {out_dir} predate {model_path}; "
+                    f"set aside as {', '.join(p.name for p in moved)} and evaluated afresh"
+                )
             results.append(
                 evaluate_bench(
                     bench,
