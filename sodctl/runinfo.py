@@ -38,7 +38,10 @@ def package_versions() -> dict[str, str | None]:
 
 
 def git_info(path: Path | None = None) -> dict[str, Any] | None:
-    """``{"commit", "dirty"}`` of the sodctl checkout, or ``None`` outside a git checkout."""
+    """``{"commit", "dirty"}`` of the sodctl checkout, or ``None`` outside a git checkout.
+
+    ``dirty``: tracked files differ from the commit, outside ``results/`` (where runs
+    rewrite the committed result tables and summaries: outputs, not code)."""
     where = path if path is not None else Path(sodctl.__file__).resolve().parent
 
     def git(*args: str) -> str:
@@ -51,7 +54,7 @@ def git_info(path: Path | None = None) -> dict[str, Any] | None:
         if path is None and not (top / "sodctl" / "__init__.py").is_file():
             return None  # sodctl installed inside some other repository
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"))
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": dirty}
