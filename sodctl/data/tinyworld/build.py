@@ -53,7 +53,8 @@ from sodctl.data.tinyworld.problems import (
 )
 from sodctl.errors import SodctlUsageError
 
-TINYWORLD_VERSION = "2"  # 2: BPE tokenizer; copy-heavy pretraining text  # bump when any generated file changes for the same seed
+# Bump when any generated file changes for the same seed (2: BPE tokenizer, copy-heavy pretraining).
+TINYWORLD_VERSION = "2"
 TINY_PROMPTS_FILE = "tiny_prompts.yaml"
 RECOVERY_FRACTION = 0.15
 TWO_CALLS_FRACTION = 0.05
