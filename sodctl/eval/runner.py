@@ -369,14 +369,6 @@ def run_eval(
 ) -> list[BenchResult]:
     """Evaluate ``model_path`` on ``cfg.eval.benches``; returns one result per benchmark."""
     from omegaconf import OmegaConf
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from sodctl.runinfo import run_metadata
     from sodctl.tools.code_interpreter import CodeInterpreter
@@ -408,16 +400,12 @@ def run_eval(
     run = run_metadata(cfg)
     out_dir = label.directory(ev.results_dir)
     results = []
-    columns = (
-        TextColumn("{task.description:>10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
     saved_at = model_saved_at(model_path)
-    with Progress(*columns, console=console, disable=not show_progress) as progress:
+    from sodctl.progress import progress_bar
+
+    with progress_bar(
+        "{task.description:>10}", console=console, disable=not show_progress
+    ) as progress:
         for bench, problems in benches.items():
             moved = set_aside(stale_outputs(out_dir, bench, saved_at))
             if moved and console is not None:

@@ -253,15 +253,7 @@ def train_rl(
     cfg: DictConfig, method: MethodSpec, *, resume: bool = False, progress: bool = True
 ) -> Path:
     """Run (or resume) an RL / distillation experiment; returns the final model directory."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from sodctl.progress import progress_bar
     from sodctl.rewards import training_rewards, verl_num_turns
     from sodctl.tools.code_interpreter import CODE_INTERPRETER_SCHEMA
 
@@ -304,15 +296,7 @@ def train_rl(
             prompt_cache[(i, which)] = chat_prompt_ids(tr.tok, msgs, [CODE_INTERPRETER_SCHEMA])
         return prompt_cache[(i, which)]
 
-    cols = (
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*cols, disable=not progress) as bar:
+    with progress_bar("[bold]train", disable=not progress) as bar:
         task = bar.add_task("rl", total=total, completed=start)
         for step in range(start, total):
             t0 = time.perf_counter()

@@ -28,14 +28,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from sodctl.engines.local.run import (
     MetricsLogger,
@@ -47,6 +40,7 @@ from sodctl.engines.local.run import (
     resolve_device,
 )
 from sodctl.errors import SodctlUsageError
+from sodctl.progress import progress_bar
 from sodctl.runinfo import seed_everything
 
 OnStep = Callable[[int, dict[str, float]], None]
@@ -222,15 +216,7 @@ class _Trainer:
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        console=console,
-    )
+    return progress_bar("{task.description}", "loss {task.fields[loss]}", console=console)
 
 
 def train_supervised(
