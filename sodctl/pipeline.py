@@ -41,6 +41,10 @@ class StageTime:
 class PipelineReport:
     stages: list[StageTime] = field(default_factory=list)
     table_paths: list[Path] = field(default_factory=list)
+    seeds: list[int] = field(
+        default_factory=list
+    )  # the seeds that ran (the config's when none given)
+    config: DictConfig | None = None  # the first step's resolved config (preset, seed)
 
     def render(self) -> Table:
         t = Table(title="stage wall times")
@@ -164,6 +168,8 @@ def run_pipeline(
     multi = len(seeds) > 1
     for seed in seeds or [None]:
         base = load(plan[0][1], overrides, preset=preset, options=option_overrides(seed=seed))
+        report.seeds.append(int(base.seed))
+        report.config = base
         extra = [f"output_dir={base.output_dir}/seed-{seed}"] if multi else []
         report.stages += prepare_world(
             base, plan_sizes(plan, preset, [*overrides, *extra]), console

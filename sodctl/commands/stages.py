@@ -458,8 +458,7 @@ def _run_plan(
         render_tables=render_tables,
     )
     console.print(report.render())
-    first = load(plan[0][1], list(overrides or []), preset=preset)
-    _write_provenance(report, seeds or [int(first.seed)], first)
+    _write_provenance(report, report.seeds, report.config)
     for path in report.table_paths:
         console.print(f"wrote {path}")
 
