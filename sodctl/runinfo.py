@@ -78,7 +78,7 @@ def machine_info() -> dict[str, Any]:
 def run_metadata(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, Any]:
     """A JSON-serialisable record of what is about to run and with which code."""
     return {
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
         "experiment": cfg.get("experiment"),
         "seed": cfg.get("seed"),
         "argv": list(sys.argv if argv is None else argv),

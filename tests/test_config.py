@@ -58,7 +58,21 @@ PAPER_VALUES = {
     "reward.grader": "strict",
     "reward.correct": 1.0,
     "reward.incorrect": -1.0,
-    "reward.tool_shaping": True,
+    "reward.tool_shaping": "released",
+    "reward.code_compare": "released",
+    "reward.code_unescape": False,
+    "reward.code_timeout_s": 30,
+    "reward.code_memory_mb": 1024,
+    "tool.max_parallel_calls": 1,
+    "tool.on_invalid_call": "released",
+    "tool.observations": "released",
+    "tool.schema": "released",
+    "rollout.turn_layout": "verl",
+    "data.prompt_wrapping": "released",
+    "eval.max_prompt_tokens": 4096,
+    "eval.lcb_examples": "released",
+    "train.log_ratio_clamp": 20.0,
+    "train.max_steps_by_size": {"0.6b": 120, "1.7b": 150},
     "reward.overlong_penalty": True,
     "reward.overlong_buffer": 1024,
     "tool.compile_timeout_s": 60,
@@ -102,7 +116,8 @@ def _flat_keys(d: dict, prefix: str = "") -> set[str]:
     out = set()
     for k, v in d.items():
         key = f"zoo[{k}]" if prefix == "zoo." else f"{prefix}{k}"
-        out |= _flat_keys(v, key + ".") if isinstance(v, dict) else {key}
+        leaf = not isinstance(v, dict) or key == "train.max_steps_by_size"  # a value, not a section
+        out |= {key} if leaf else _flat_keys(v, key + ".")
     return out
 
 
@@ -444,3 +459,46 @@ def test_bad_yaml_file(tmp_path):
 def test_error_classes():
     assert issubclass(NotYetAvailableError, SodctlUsageError)
     assert SodctlUsageError("two\nlines").message == "two lines"
+
+
+# --- choices: enforced on omegaconf 2.3 (verl's pin) and 2.4 alike -----------------------
+
+
+def test_choices_are_enforced_and_behave_as_strings():
+    import json
+    import pickle
+
+    import omegaconf
+    import yaml
+    from omegaconf.errors import ValidationError
+
+    cfg = load_config("table1/sod-1.7b", preset="tiny")
+    assert cfg.preset == "tiny" and f"{cfg.model.size}" == "1.7b" and str(cfg.preset) == "tiny"
+    assert json.dumps(cfg.tool.print_mode) == '"paper"'
+    assert {"paper": 1}[cfg.tool.print_mode] == 1  # hashes as its string
+    assert pickle.loads(pickle.dumps(cfg.reward.tool_shaping)) == "released"
+    with pytest.raises(ValidationError):  # assignment after loading is checked too
+        OmegaConf.update(cfg, "tool.print_mode", "loud")
+    OmegaConf.update(cfg, "tool.print_mode", "repl")
+    assert cfg.tool.print_mode == "repl"
+    plain = resolved_dict(cfg)
+    assert type(plain["tool"]["print_mode"]) is str and type(plain["model"]["size"]) is str
+    yaml.safe_dump(plain)  # plain containers: no enum types left
+    again = OmegaConf.merge(OmegaConf.structured(SodctlConfig), OmegaConf.create(to_yaml(cfg)))
+    assert again.tool.print_mode == "repl" and again.model.size == "1.7b"
+    assert omegaconf.__version__.split(".")[:2] in (["2", "3"], ["2", "4"])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("preset=huge", "unknown preset 'huge'"),
+        ("tool.print_mode=loud", "config key 'tool.print_mode' expects one of 'paper', 'repl', got 'loud'"),
+        ("reward.tool_shaping=true", "expects one of 'released', 'num-turns', 'off', got 'true'"),
+        ("model.size=3b", "expects one of '0.6b', '1.7b', '4b', '14b', got '3b'"),
+        ("train.max_steps_by_size.3b=5", "unknown config key 'train.max_steps_by_size.3b'"),
+    ],
+)
+def test_bad_choices_are_one_line_errors(override, expected):
+    message = _usage_error(overrides=[override])
+    assert expected in message and "\n" not in message

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import enum
 import functools
 import typing
 from collections.abc import Iterator, Sequence
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -161,16 +162,22 @@ def describe(path: Path) -> str:
 # --- schema introspection (for error messages) ----------------------------------------------
 
 
+# Mappings keyed by model size. Sizes contain a dot, so their entries are written
+# ``zoo[0.6b]`` (``zoo.0.6b`` is accepted too).
+_SIZE_MAPS = ("zoo", "train.max_steps_by_size")
+
+
 def _schema_keys(cls: type = SodctlConfig, prefix: str = "") -> dict[str, Any]:
-    """Every dotted key of the schema mapped to its type annotation (zoo entries as ``zoo[size]``)."""
+    """Every dotted key of the schema mapped to its type annotation (size maps as ``zoo[size]``)."""
     out: dict[str, Any] = {}
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
         key, hint = f"{prefix}{f.name}", hints[f.name]
         if is_dataclass(hint):
             out.update(_schema_keys(hint, key + "."))  # type: ignore[arg-type]
-        elif f.name == "zoo":
-            out.update({f"zoo[{s}]": str for s in SIZES})
+        elif key in _SIZE_MAPS:
+            value = typing.get_args(hint)[1]
+            out.update({f"{key}[{s}]": value for s in SIZES})
         else:
             out[key] = hint
     return out
@@ -181,14 +188,20 @@ _SECTIONS = {k.split(".")[0] for k in _KEYS if "." in k} | {"zoo"}
 
 
 def _normalise_key(key: str) -> str:
-    # Sizes contain a dot, so "zoo.0.6b" must be written zoo[0.6b]; accept both.
-    if key.startswith("zoo.") and key[4:] in SIZES:
-        return f"zoo[{key[4:]}]"
+    for base in _SIZE_MAPS:
+        if key.startswith(base + ".") and key[len(base) + 1 :] in SIZES:
+            return f"{base}[{key[len(base) + 1 :]}]"
     return key
+
+
+def _is_choice(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, enum.Enum)
 
 
 def _describe_type(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if _is_choice(hint):
+        return "one of " + ", ".join(repr(str(m.value)) for m in hint)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     if type(None) in args:  # X | None
@@ -246,12 +259,16 @@ def _apply(cfg: DictConfig, key: str, value: Any, source: str) -> None:
             f"config key {key!r} is a section: set its keys instead (e.g. {key}.<key>=...){where}"
         )
     with _translating(key, value, source):
-        OmegaConf.update(cfg, key, value, merge=True)
+        if key.partition("[")[0] in _SIZE_MAPS and key in _KEYS:
+            with open_dict(cfg):  # a size map may gain entries (its keys are checked above)
+                OmegaConf.update(cfg, key, value, merge=True)
+        else:
+            OmegaConf.update(cfg, key, value, merge=True)
 
 
 def _flatten(body: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for k, v in body.items():
-        key = f"{prefix}[{k}]" if prefix == "zoo" else (f"{prefix}.{k}" if prefix else str(k))
+        key = f"{prefix}[{k}]" if prefix in _SIZE_MAPS else (f"{prefix}.{k}" if prefix else str(k))
         if isinstance(v, dict) and v:
             yield from _flatten(v, key)
         else:
@@ -350,7 +367,7 @@ def load_config(
         if selector in pbody:
             raise SodctlUsageError(f"{_display(ppath)}: a preset must not set {selector!r}")
     _apply_body(cfg, pbody, _display(ppath))
-    cfg.preset = preset_name
+    OmegaConf.update(cfg, "preset", preset_name)
 
     _apply_method(cfg, method_name if method_name is not None else cfg.method.name)
     if name is not None:
@@ -378,8 +395,10 @@ def _keep_text(key: str, value: Any, text: str) -> Any:
     """For string-typed keys, keep what the user typed: YAML 1.1 would turn ``off`` into False."""
     hint = _KEYS.get(_normalise_key(key))
     args = typing.get_args(hint)
-    stringy = hint is str or (
-        args and all(a is str or a is type(None) or isinstance(a, str) for a in args)
+    stringy = (
+        hint is str
+        or _is_choice(hint)
+        or (args and all(a is str or a is type(None) or isinstance(a, str) for a in args))
     )
     if stringy and isinstance(value, (bool, int, float)):
         return text.partition("=")[2].strip()
@@ -420,14 +439,24 @@ def _apply_method(cfg: DictConfig, name: str) -> None:
         raise SodctlUsageError(str(e)) from None
     cfg.method.name = spec.name
     for switch in METHOD_SWITCHES:
-        cfg.method[switch] = getattr(spec, switch)
+        OmegaConf.update(cfg, f"method.{switch}", getattr(spec, switch))
 
 
 def _apply_model(cfg: DictConfig, choice: str) -> None:
     if choice in SIZES:
-        cfg.model.size = choice
+        OmegaConf.update(cfg, "model.size", choice)
     else:  # a path or hub id: the weights to use, whatever the size slot says
         cfg.model.path = choice
+
+
+def _unresolvable_key(cfg: DictConfig) -> str | None:
+    """The first schema key whose value does not resolve (OmegaConf 2.3 does not name it)."""
+    for key in _KEYS:
+        try:
+            OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+        except OmegaConfBaseException:
+            return key
+    return None
 
 
 def _resolve(cfg: DictConfig) -> None:
@@ -435,20 +464,20 @@ def _resolve(cfg: DictConfig) -> None:
     try:
         OmegaConf.resolve(cfg)
     except InterpolationResolutionError as e:
-        key = getattr(e, "full_key", None) or "?"
+        key = getattr(e, "full_key", None) or _unresolvable_key(cfg) or "?"
         first = str(e).splitlines()[0]
         raise SodctlUsageError(f"config key {key!r}: {first}") from None
     for section in ("model", "teacher"):
         if cfg[section].path is None:
-            cfg[section].path = cfg.zoo[cfg[section].size]
+            cfg[section].path = cfg.zoo[str(cfg[section].size)]
 
 
 # --- output ----------------------------------------------------------------------------------
 
 
 def resolved_dict(cfg: DictConfig) -> dict[str, Any]:
-    """The config as plain Python containers (interpolations resolved)."""
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    """The config as plain Python containers (interpolations resolved, choices as strings)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -1,10 +1,16 @@
 """The configuration schema: one typed tree for the whole pipeline.
 
-Every default reproduces the paper (REFERENCE.md §4-§8); where the paper is
-silent the default is what the authors' verl-based run used, and the comment
-says so. Choices are ``Literal`` types, which OmegaConf (>= 2.4) enforces on
-every assignment; ranges and cross-field rules are checked by ``validate``
-after all layers are merged (see ``sodctl.config.loader``).
+Every default reproduces the paper (REFERENCE.md §4-§8). Where the paper and the
+authors' released code differ, the default is what the released code did (it
+produced the published numbers), the better behaviour is a named option, and the
+comment says which is which (the audit: RELEASED-PROTOCOL.md; the README's
+protocol table lists every decision).
+
+Choices are ``StrEnum``s whose member names equal their values
+(``sodctl.config.choices``): OmegaConf 2.3 (pinned by verl's hydra-core) and 2.4
+both enforce them on every assignment, where 2.3 rejects ``Literal``
+annotations. Ranges and cross-field rules are checked by ``validate`` after all
+layers are merged (see ``sodctl.config.loader``).
 """
 
 from __future__ import annotations
@@ -12,36 +18,68 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, get_args
 
 from omegaconf import DictConfig, OmegaConf
 
+from sodctl.config.choices import choice_enum
+from sodctl.core.advantages import OpdForm as _OpdForm
+from sodctl.core.advantages import Weighting as _Weighting
+from sodctl.core.ppo import LOSS_AGG_MODES
 from sodctl.data.benchmarks import BENCHMARKS
 from sodctl.errors import SodctlUsageError
-from sodctl.methods import MethodSpec, Privileged, Stage, TeacherSource, Weighting, get_method
+from sodctl.methods import MethodSpec, get_method
+from sodctl.methods import Privileged as _Privileged
+from sodctl.methods import Stage as _Stage
+from sodctl.methods import TeacherSource as _TeacherSource
 
-Size = Literal["0.6b", "1.7b", "4b", "14b"]
 SIZES: tuple[str, ...] = ("0.6b", "1.7b", "4b", "14b")
-Dtype = Literal["auto", "float32", "bfloat16", "float16"]
-Preset = Literal["smoke", "tiny", "paper"]
 PRESETS: tuple[str, ...] = ("smoke", "tiny", "paper")
+
+# The choices (see the module docstring); each name is also the enum's name, for pickling.
+Size = choice_enum("Size", SIZES, module=__name__)
+Preset = choice_enum("Preset", PRESETS, module=__name__)
+Dtype = choice_enum("Dtype", ("auto", "float32", "bfloat16", "float16"), module=__name__)
+Stage = choice_enum("Stage", get_args(_Stage), module=__name__)
+Weighting = choice_enum("Weighting", get_args(_Weighting), module=__name__)
+TeacherSource = choice_enum("TeacherSource", get_args(_TeacherSource), module=__name__)
+Privileged = choice_enum("Privileged", get_args(_Privileged), module=__name__)
+OpdForm = choice_enum("OpdForm", get_args(_OpdForm), module=__name__)
+GenEngine = choice_enum("GenEngine", ("hf", "vllm"), module=__name__)
+TurnLayout = choice_enum("TurnLayout", ("verl", "chat-template"), module=__name__)
+ToolBackend = choice_enum("ToolBackend", ("local", "sandbox-fusion"), module=__name__)
+PrintMode = choice_enum("PrintMode", ("paper", "repl"), module=__name__)
+InvalidCall = choice_enum("InvalidCall", ("released", "end", "error-observation"), module=__name__)
+ObservationStyle = choice_enum("ObservationStyle", ("released", "sodctl"), module=__name__)
+ToolSchema = choice_enum("ToolSchema", ("released", "sodctl"), module=__name__)
+Grader = choice_enum("Grader", ("strict", "math-verify"), module=__name__)
+EvalGrader = choice_enum("EvalGrader", ("strict", "math-verify", "both"), module=__name__)
+ToolShaping = choice_enum("ToolShaping", ("released", "num-turns", "off"), module=__name__)
+CodeCompare = choice_enum("CodeCompare", ("released", "lcb"), module=__name__)
+PromptWrapping = choice_enum("PromptWrapping", ("released", "per-source", "none"), module=__name__)
+LcbExamples = choice_enum("LcbExamples", ("released", "public", "none"), module=__name__)
+LossAgg = choice_enum("LossAgg", LOSS_AGG_MODES, module=__name__)
+LrSchedule = choice_enum("LrSchedule", ("constant", "cosine", "linear"), module=__name__)
+Truncation = choice_enum("Truncation", ("right", "left", "error"), module=__name__)
+WandbMode = choice_enum("WandbMode", ("offline", "online", "disabled"), module=__name__)
+EngineName = choice_enum("EngineName", ("local", "verl"), module=__name__)
 
 
 @dataclass
 class ModelConfig:
     """The student (``model``) or the external teacher (``teacher``)."""
 
-    size: Size = "1.7b"
+    size: Size = Size("1.7b")
     # A Hugging Face hub id or a local directory; null means ``zoo[size]``.
     # The loader fills it in, so a resolved config always names the weights.
     path: str | None = None
-    dtype: Dtype = "auto"
+    dtype: Dtype = Dtype("auto")
     attn_implementation: str = "sdpa"
 
 
 @dataclass
 class TeacherConfig(ModelConfig):
-    size: Size = "4b"
+    size: Size = Size("4b")
 
 
 def _paper_zoo() -> dict[str, str]:
@@ -58,7 +96,7 @@ def _paper_zoo() -> dict[str, str]:
 
 @dataclass
 class DataConfig:
-    """Training corpora (REFERENCE §9) and the token budgets of RL (§4)."""
+    """Training corpora (REFERENCE §9), their prompts, and the token budgets of RL (§4)."""
 
     sft_hub_repo: str = "Gen-Verse/Open-AgentRL-SFT-3K"
     sft_file: str = "full_sft_3k_shuffled_v4.parquet"
@@ -70,9 +108,16 @@ class DataConfig:
     # (``sodctl sft --pretrain``); null: no pretraining (the paper's base models come pretrained).
     pretrain_path: str | None = None
     out_dir: str = "data"  # where `sodctl data` writes the prepared parquet files
+    # RL rows whose chat prompt (template, no tool schema) is longer are dropped and
+    # counted (the released data.filter_overlong_prompts=True with 2,560).
     max_prompt_tokens: int = 2560
     max_response_tokens: int = 20480  # all response tokens, tool observations included
     prompts_file: str | None = None  # prompt templates; null = the packaged default
+    # How RL rows' prompts are wrapped at load (sodctl.data.prompting): "released" picks
+    # one wrapping for the whole file from its first row's data_source, as the released
+    # loader did; "per-source" wraps each row by its own data_source (what the released
+    # code meant); "none" uses the rows' prompts as they are.
+    prompt_wrapping: PromptWrapping = PromptWrapping("released")
     limit: int | None = None  # use only the first N rows (smoke runs)
 
 
@@ -86,13 +131,13 @@ class MethodConfig:
     """
 
     name: str = "sod"
-    stage: Stage = "rl"
+    stage: Stage = Stage("rl")
     grpo: bool = True
     opd: bool = True
-    weighting: Weighting = "sod"
+    weighting: Weighting = Weighting("sod")
     clip_weights: bool = True
-    teacher: TeacherSource = "external"
-    privileged: Privileged = "none"
+    teacher: TeacherSource = TeacherSource("external")
+    privileged: Privileged = Privileged("none")
 
 
 @dataclass
@@ -114,8 +159,14 @@ class SodConfig:
     # "advantage": folded into the per-token advantage before the PPO updates
     # (the released code: paper-faithful default). "loss": the separate,
     # unclipped REINFORCE-form term of the paper's Eq. 8-10.
-    opd_form: Literal["advantage", "loss"] = "advantage"
+    opd_form: OpdForm = OpdForm("advantage")
     heuristic_gamma: float = 0.9  # ablation 1.2: gamma^(k - k_err) after the first tool error
+    # The released sigmoid-gated OPD (method opd-gated, RELEASED-PROTOCOL.md §C): every
+    # token of a trajectory weighted beta = beta_min + (beta_max - beta_min) *
+    # sigmoid(-gamma * A_GRPO); the released run_*_opd.sh scripts used 0 / 0.1 / 1.
+    gate_beta_min: float = 0.0
+    gate_beta_max: float = 0.1
+    gate_gamma: float = 1.0
     pattern_high: float = 0.8
     pattern_low: float = 0.5
 
@@ -129,39 +180,72 @@ class RolloutConfig:
     top_p: float = 1.0
     top_k: int = -1  # -1: off
     max_turns: int = 16
-    engine: Literal["hf", "vllm"] = "hf"
+    engine: GenEngine = GenEngine("hf")
     tensor_parallel_size: int = 1  # vLLM only; the paper ran TP 4
+    # Token layout between turns (training and evaluation): "verl" appends the
+    # observation turn right after the generated <|im_end|> (no newline), as verl's
+    # tool agent loop does; "chat-template" inserts the newline the chat template
+    # writes there (what SFT data looks like).
+    turn_layout: TurnLayout = TurnLayout("verl")
 
 
 @dataclass
 class ToolConfig:
-    """The ``code_interpreter`` tool (REFERENCE §6)."""
+    """The ``code_interpreter`` tool and how the agent loop calls it (REFERENCE §6)."""
 
-    backend: Literal["local", "sandbox-fusion"] = "local"
+    backend: ToolBackend = ToolBackend("local")
     sandbox_url: str | None = None  # required for sandbox-fusion, e.g. http://host:8080/run_code
     compile_timeout_s: float = 60.0
     run_timeout_s: float = 60.0
     memory_mb: int = 2048
     max_observation_chars: int = 256  # keeps the first and last half around a marker
-    # "paper": the released wrapper (wraps the last line in print(...), even when
-    # that breaks it); "repl": print the value of a trailing expression correctly.
-    print_mode: Literal["paper", "repl"] = "paper"
+    # "paper": the released tool (the first ```python block, stripped; the last line
+    # wrapped in print(...), even when that breaks it); "repl": any fence, and the
+    # value of a trailing expression printed correctly.
+    print_mode: PrintMode = PrintMode("paper")
     fault_rate: float = 0.0  # probability of injecting a failed tool run (tests, analysis)
-    on_invalid_call: Literal["end", "error-observation"] = "end"
+    # Calls run per assistant turn: the first N valid ones (verl's max_parallel_calls,
+    # 1 in the released run); null runs every call of the turn.
+    max_parallel_calls: int | None = 1
+    # A tool-call block that is not a valid call. "released": unparseable blocks are
+    # ignored (a turn with no valid call ends the trajectory) and an unknown tool name
+    # or non-object arguments get verl's "Error when executing tool: ..." observation;
+    # "end": any invalid block counts as an erroneous call and, with no valid call in
+    # the turn, ends the trajectory; "error-observation": every invalid block is
+    # answered with sodctl's explanation and the loop goes on.
+    on_invalid_call: InvalidCall = InvalidCall("released")
+    # Observation texts. "released": stdout + stderr with no separator, "" when nothing
+    # was printed, "no stdout here" for a run that did not finish, "...(truncated)..."
+    # between the kept halves; "sodctl": sentences saying what happened, a newline
+    # between stdout and stderr, "[truncated N chars]".
+    observations: ObservationStyle = ObservationStyle("released")
+    # The tool schema in the system prompt: "released" ("A tool for executing code.")
+    # or "sodctl" (a longer description of what persists and what is returned).
+    schema: ToolSchema = ToolSchema("released")
 
 
 @dataclass
 class RewardConfig:
-    """Outcome reward (REFERENCE §5)."""
+    """Outcome reward and graders (REFERENCE §5); evaluation grades with the same code settings."""
 
-    grader: Literal["strict", "math-verify"] = "strict"
+    grader: Grader = Grader("strict")
     correct: float = 1.0
     incorrect: float = -1.0
-    # Wrong answers: min(-0.6, score + 0.1 * (num_turns - 2) / 2) with the real
-    # num_turns (the released run never passed it, so every wrong answer got -1.1).
-    tool_shaping: bool = True
+    # Wrong answers: min(-0.6, score + 0.1 * (num_turns - 2) / 2). "released": the
+    # released run never passed num_turns to the reward, so every negative score
+    # became -1.1; "num-turns": the rule with the real num_turns; "off".
+    tool_shaping: ToolShaping = ToolShaping("released")
     overlong_penalty: bool = True  # DAPO: min(0, -(L - (L_max - buffer)) / buffer)
     overlong_buffer: int = 1024
+    # Code answers: stdout compared after rstrip("\n"), exactly ("released"), or by
+    # LiveCodeBench's rule (line-wise strip, numbers as Decimals: "lcb").
+    code_compare: CodeCompare = CodeCompare("released")
+    # The released scorer replaced every "\\n" / "\\t" in the program with a newline /
+    # tab before parsing it, which breaks string literals holding "\n" (scored as no
+    # code). Off by default (a bug); true reproduces it.
+    code_unescape: bool = False
+    code_timeout_s: float = 30.0  # per test case (the released scorer)
+    code_memory_mb: int = 1024  # per test case (the released sandbox call)
 
 
 @dataclass
@@ -173,17 +257,21 @@ class TrainConfig:
     ppo_mini_batch_prompts: int = 16  # 64 / 16 = 4 optimiser steps per rollout batch
     ppo_epochs: int = 1
     epochs: int = 1  # teachers: up to 2
-    max_steps: int | None = None  # null: run the epochs out
+    max_steps: int | None = None  # null: max_steps_by_size, else run the epochs out
+    # Steps by student size when max_steps is null (the paper preset: Table 4's 120 / 150).
+    max_steps_by_size: dict[str, int] = field(default_factory=lambda: {"0.6b": 120, "1.7b": 150})
     clip_low: float = 0.2
     clip_high: float = 0.28
     dual_clip: float = 3.0
-    loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean"] = "token-mean"
+    # verl clamps log(pi_theta / pi_old) to +-20 before the exponential; null: no clamp.
+    log_ratio_clamp: float | None = 20.0
+    loss_agg: LossAgg = LossAgg("token-mean")
     grad_clip: float = 1.0
     # Not stated in the paper: verl's actor defaults (AdamW, constant schedule).
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 0
-    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    lr_schedule: LrSchedule = LrSchedule("constant")
     kl_coef: float = 0.0
     entropy_coef: float = 0.0
     save_every: int | None = None  # steps between checkpoints; null: only at the end
@@ -200,13 +288,13 @@ class SftConfig:
     # Sequences per forward/backward pass; the batch is accumulated. null: the whole batch at once.
     micro_batch_size: int | None = None
     max_length: int = 32768
-    truncation: Literal["right", "left", "error"] = "right"
+    truncation: Truncation = Truncation("right")
     max_steps: int | None = None
     # Not stated in the paper: verl's SFT trainer defaults.
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     warmup_ratio: float = 0.1
-    lr_schedule: Literal["constant", "cosine", "linear"] = "cosine"
+    lr_schedule: LrSchedule = LrSchedule("cosine")
     grad_clip: float = 1.0
     save_every: int | None = None
     keep_checkpoints: int = 1
@@ -233,7 +321,15 @@ class EvalConfig:
     top_k: int = -1
     max_turns: int = 16
     max_response_tokens: int = 20480
-    grader: Literal["strict", "math-verify", "both"] = "both"
+    # Problems whose chat prompt is longer are left out, counted and named in the
+    # summary (the released evaluation scripts: MAX_PROMPT_LENGTH=4096).
+    max_prompt_tokens: int = 4096
+    grader: EvalGrader = EvalGrader("both")
+    # The examples shown in a LiveCodeBench prompt: "released" lists every test of the
+    # ground truth (as the released prompt did: the grading tests themselves when the
+    # data holds hidden ones; sodctl warns), "public" only extra_info's public tests,
+    # "none" no examples.
+    lcb_examples: LcbExamples = LcbExamples("released")
     limit: int | None = None  # evaluate only the first N problems of each bench
     results_dir: str = "results"
     data_dir: str | None = None  # a local copy of the eval release (else the hub)
@@ -242,7 +338,7 @@ class EvalConfig:
 
 @dataclass
 class LoggingConfig:
-    wandb_mode: Literal["offline", "online", "disabled"] = "offline"
+    wandb_mode: WandbMode = WandbMode("offline")
     project: str = "sodctl"
     entity: str | None = None
     run_name: str | None = None
@@ -253,7 +349,7 @@ class LoggingConfig:
 class EngineConfig:
     """Which training driver runs the stage, and on what hardware."""
 
-    name: Literal["local", "verl"] = "local"
+    name: EngineName = EngineName("local")
     device: str = "auto"  # local engine: auto, cpu, cuda, cuda:N
     n_gpus_per_node: int = 1  # verl engine
     nnodes: int = 1
@@ -264,7 +360,7 @@ class SodctlConfig:
     """The root of every resolved configuration."""
 
     experiment: str | None = None  # the loader sets it (file name, or "<method>-<size>")
-    preset: Preset = "paper"
+    preset: Preset = Preset("paper")
     seed: int = 42
     output_dir: str = "runs"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -293,6 +389,13 @@ METHOD_SWITCHES: tuple[str, ...] = (
     "teacher",
     "privileged",
 )
+
+
+def rl_max_steps(cfg: DictConfig) -> int | None:
+    """The RL step count: ``train.max_steps``, else ``max_steps_by_size[model.size]``, else None
+    (run ``train.epochs`` epochs)."""
+    t = cfg.train
+    return t.max_steps or t.max_steps_by_size.get(str(cfg.model.size))
 
 
 def method_spec(cfg: DictConfig) -> MethodSpec:
@@ -357,6 +460,9 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("sod.delta", _non_negative, "a non-negative number (use .inf for no clipping)"),
     ("sod.opd_coef", _non_negative, "a non-negative number"),
     ("sod.heuristic_gamma", _unit_closed, "in [0, 1]"),
+    ("sod.gate_beta_min", _non_negative, "a non-negative number"),
+    ("sod.gate_beta_max", _non_negative, "a non-negative number"),
+    ("sod.gate_gamma", _non_negative, "a non-negative number"),
     ("sod.pattern_high", _non_negative, "a non-negative number"),
     ("sod.pattern_low", _non_negative, "a non-negative number"),
     ("rollout.n", _positive, "a positive integer"),
@@ -370,7 +476,10 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("tool.memory_mb", _positive, "a positive integer"),
     ("tool.max_observation_chars", _positive, "a positive integer"),
     ("tool.fault_rate", _unit_closed, "a probability in [0, 1]"),
+    ("tool.max_parallel_calls", _optional_positive, "a positive integer or null (every call)"),
     ("reward.overlong_buffer", _positive, "a positive integer"),
+    ("reward.code_timeout_s", _positive, "a positive number of seconds"),
+    ("reward.code_memory_mb", _positive, "a positive integer"),
     ("train.lr", _positive, "a positive number"),
     ("train.train_batch_prompts", _positive, "a positive integer"),
     ("train.ppo_mini_batch_prompts", _positive, "a positive integer"),
@@ -380,6 +489,7 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.clip_low", _unit_half_open, "in [0, 1)"),
     ("train.clip_high", _non_negative, "a non-negative number"),
     ("train.dual_clip", lambda x: x > 1, "greater than 1"),
+    ("train.log_ratio_clamp", _optional_positive, "a positive number or null (no clamp)"),
     ("train.grad_clip", _positive, "a positive number"),
     ("train.weight_decay", _non_negative, "a non-negative number"),
     ("train.betas", _betas, "two numbers in [0, 1)"),
@@ -412,6 +522,7 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("eval.top_k", _top_k, "-1 (off) or a positive integer"),
     ("eval.max_turns", _positive, "a positive integer"),
     ("eval.max_response_tokens", _positive, "a positive integer"),
+    ("eval.max_prompt_tokens", _positive, "a positive integer"),
     ("eval.limit", _optional_positive, "a positive integer or null"),
     ("logging.log_every", _positive, "a positive integer"),
     ("engine.n_gpus_per_node", _positive, "a positive integer"),
@@ -427,6 +538,12 @@ def validate(cfg: DictConfig) -> None:
             raise SodctlUsageError(f"config key '{key}' must be {requirement}, got {value!r}")
 
     train = cfg.train
+    for size, steps in train.max_steps_by_size.items():
+        if size not in SIZES or not isinstance(steps, int) or steps <= 0:
+            raise SodctlUsageError(
+                f"config key 'train.max_steps_by_size[{size}]' must map a size "
+                f"({', '.join(SIZES)}) to a positive integer, got {steps!r}"
+            )
     if train.train_batch_prompts % train.ppo_mini_batch_prompts:
         raise SodctlUsageError(
             "config key 'train.ppo_mini_batch_prompts' must divide 'train.train_batch_prompts' "
@@ -436,6 +553,11 @@ def validate(cfg: DictConfig) -> None:
         raise SodctlUsageError(
             f"config key 'sod.pattern_low' ({cfg.sod.pattern_low}) must not exceed "
             f"'sod.pattern_high' ({cfg.sod.pattern_high})"
+        )
+    if cfg.sod.gate_beta_min > cfg.sod.gate_beta_max:
+        raise SodctlUsageError(
+            f"config key 'sod.gate_beta_min' ({cfg.sod.gate_beta_min}) must not exceed "
+            f"'sod.gate_beta_max' ({cfg.sod.gate_beta_max})"
         )
     if cfg.tool.backend == "sandbox-fusion" and not cfg.tool.sandbox_url:
         raise SodctlUsageError(

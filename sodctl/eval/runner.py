@@ -396,7 +396,7 @@ def run_eval(
         max_response_tokens=ev.max_response_tokens,
         on_invalid_call=cfg.tool.on_invalid_call,
     )
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run = run_metadata(cfg)
     out_dir = label.directory(ev.results_dir)
     results = []

@@ -38,6 +38,7 @@ from sodctl.core import (
     opd_reinforce_loss,
     ppo_clipped_loss,
 )
+from sodctl.config.schema import rl_max_steps
 from sodctl.engines.local.run import (
     MetricsLogger,
     RunDir,
@@ -265,7 +266,7 @@ def train_rl(
     t, ro = cfg.train, cfg.rollout
     P = t.train_batch_prompts
     steps_per_epoch = max(1, len(problems) // P)
-    total = t.max_steps or t.epochs * steps_per_epoch
+    total = rl_max_steps(cfg) or t.epochs * steps_per_epoch
     sched = make_scheduler(tr.optimizer, t.lr_schedule, t.warmup_steps, total)
     rng = random.Random(cfg.seed)
     order, cursor, epoch, start = list(range(len(problems))), 0, 0, 0

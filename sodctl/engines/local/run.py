@@ -145,7 +145,7 @@ class MetricsLogger:
                     name=cfg.logging.run_name or str(cfg.experiment),
                     mode=cfg.logging.wandb_mode,
                     dir=str(run_dir),
-                    config=OmegaConf.to_container(cfg, resolve=True),
+                    config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                     resume="allow" if resume else None,
                     id=_wandb_id(run_dir),
                     reinit=True,

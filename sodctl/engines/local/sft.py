@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from sodctl.config import run_root
@@ -169,7 +169,7 @@ def pretrain_config(cfg: DictConfig, size: str) -> DictConfig:
     """The config of pretraining the zoo model of ``size``: experiment ``pretrain-<size>``."""
     out = copy.deepcopy(cfg)
     out.experiment = f"pretrain-{size}"
-    out.model.size = size
+    OmegaConf.update(out, "model.size", size)
     out.model.path = cfg.zoo[size]
     return out
 
