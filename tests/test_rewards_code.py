@@ -77,7 +77,8 @@ def test_parse_tests_shapes():
         ("not json", "not valid JSON"),
         ({"inputs": ["1"], "outputs": []}, "1 inputs but 0 outputs"),
         ({"inputs": [], "outputs": []}, "no test cases"),
-        ({"import_prefix": "x"}, "unrecognised"),
+        ({"import_prefix": "x"}, "without 'test_code'"),
+        ({"cases": []}, "unrecognised"),
         (wrapped, "function name"),
     ]:
         with pytest.raises(ValueError, match=match):
@@ -143,7 +144,7 @@ def test_right_wrong_crash_and_missing_code(ex):
         (True, 1.0),  # open(0) reads the test input; exit() ends the program normally
     ]
     assert rs[0].pred == "a, b = map(int, input().split())\nprint(a + b)\n"
-    assert rs[1].detail.startswith("2/3 tests passed; test 3: line 1: '0' != expected '5'")
+    assert rs[1].detail.startswith("2/3 tests passed; test 3: output '0' != expected '5'")
     assert "runtime error: ValueError: boom" in rs[3].detail
     assert rs[4].pred is None and "no ```python block" in rs[4].detail
     assert rs[5].pred is None and "syntax error" in rs[5].detail
@@ -188,13 +189,13 @@ def test_functional_tests(ex):
 def test_numeric_tolerance_and_released_comparison_on_real_runs(ex):
     spec = {"inputs": [""], "outputs": ["0.33333333\n"]}
     code = block("print(round(1 / 3, 7))")
-    assert not grade(code, spec, kind="code", executor=ex).correct
-    assert grade(code, spec, kind="code", executor=ex, number_tol=1e-6).correct
+    assert not grade(code, spec, kind="code", executor=ex, compare="lcb").correct
+    assert grade(code, spec, kind="code", executor=ex, compare="lcb", number_tol=1e-6).correct
+    with pytest.raises(ValueError, match="number_tol"):  # no numbers in the released rule
+        grade(code, spec, kind="code", executor=ex, number_tol=1e-6)
     spec = {"inputs": [""], "outputs": ["1.5 2\n"]}
-    assert grade(block("print('1.50 2')"), spec, kind="code", executor=ex).correct
-    assert not grade(
-        block("print('1.50 2')"), spec, kind="code", executor=ex, compare="released"
-    ).correct
+    assert grade(block("print('1.50 2')"), spec, kind="code", executor=ex, compare="lcb").correct
+    assert not grade(block("print('1.50 2')"), spec, kind="code", executor=ex).correct
 
 
 class _FakeExecutor:
@@ -219,7 +220,7 @@ def test_one_batch_for_all_tests_and_executor_failures():
     fake = _FakeExecutor(ExecResult("sandbox_error", stderr="worker died"))
     rs = grade_many([RIGHT, RIGHT], [ADD, FUNC.replace("addAll", "f")], kind="code", executor=fake)
     assert len(fake.batches) == 1 and len(fake.batches[0][0]) == 3  # 3 tests; 2nd: no f
-    assert fake.batches[0][1] == {"timeout_s": 6.0, "memory_mb": 2048}
+    assert fake.batches[0][1] == {"timeout_s": 30.0, "memory_mb": 1024}  # the defaults
     assert rs[0].score == 0.0 and "sandbox error: worker died" in rs[0].detail
     fake = _FakeExecutor(ExecResult("ok", stdout="forged verdict without the nonce"))
     assert (

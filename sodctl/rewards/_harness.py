@@ -3,6 +3,7 @@
 This module is self-contained (standard library only): ``code.py`` sends its source,
 followed by one call of ``run_stdin_test`` or ``run_functional_test``, to an executor as
 the code to run, and imports it in the grader process only to test the comparisons.
+(LeetCode-shaped tests do without it: their verdict is the program's exit status.)
 The output check runs inside the sandbox so that large outputs never pass through the
 executor's output cap; the program's stdout goes to an in-memory file, not to the
 executor, and the only line the harness prints is its verdict::
@@ -15,13 +16,14 @@ in the same process).
 
 Comparisons (``outputs_match``), for stdin/stdout tests:
 
+* ``released`` (the default): the released scorer's rule: equal after removing the
+  trailing newlines of both, exactly (no other whitespace or number normalisation).
 * ``lcb`` (LiveCodeBench's rule): strip the whole output, split it into lines, strip
   each line; the line counts must agree; each line must be equal as text, or else both
   lines must consist only of numbers (``Decimal`` tokens) with the same count, equal
   token by token. LiveCodeBench compares those numbers exactly (``Decimal('1.50') ==
   Decimal('1.5')``, no tolerance); ``number_tol > 0`` accepts
   ``|a - b| <= number_tol * max(1, |b|)`` instead (absolute-or-relative error).
-* ``released``: the released reward's rule: equal after removing trailing newlines.
 
 Functional tests pass the JSON-decoded argument lines to the method and compare the
 return value, after a JSON round trip (so tuples equal lists, at every depth), with the
@@ -76,7 +78,7 @@ def _numbers_equal(a: Decimal, b: Decimal, tol: float) -> bool:
     return abs(a - b) <= Decimal(repr(tol)) * max(Decimal(1), abs(b))
 
 
-def outputs_match(got: str, expected: str, compare: str = "lcb", number_tol: float = 0.0):
+def outputs_match(got: str, expected: str, compare: str = "released", number_tol: float = 0.0):
     """(equal?, why not) for a program's stdout against the expected output."""
     if compare == "released":
         if got.rstrip("\n") == expected.rstrip("\n"):

@@ -11,8 +11,11 @@ code      tests run on a tool executor (``code.py``); the grader does not apply
 
 Scores: 1.0 / 0.0 for math and mcq, the fraction of tests passed for code. A code answer's
 result does not depend on ``grader``: evaluation may grade it once for both.
-``timeout_s`` is per math-verify operation (default 5 s) or per code test (default 6 s);
-the strict grader and letter extraction need none.
+``timeout_s`` is per math-verify operation (default 5 s) or per code test (default 30 s,
+``CODE_TIMEOUT_S``); ``code_timeout_s`` sets the code tests' alone (the ``reward`` config's
+``code_timeout_s``). The strict grader and letter extraction need none. The code options
+(``compare``, default ``"released"``; ``number_tol``; ``memory_mb``, default 1,024 MB;
+``unescape``, default False) are those of ``code.grade_code_many``.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ def grade(
     grader: Grader = "strict",
     executor: Executor | None = None,
     timeout_s: float | None = None,
+    code_timeout_s: float | None = None,
     letters: str = DEFAULT_LETTERS,
-    compare: Compare = "lcb",
+    compare: Compare = "released",
     number_tol: float = 0.0,
     memory_mb: int = CODE_MEMORY_MB,
+    unescape: bool = False,
 ) -> GradeResult:
     """Grade one response (see the module docstring; code options in ``code.py``)."""
     return grade_many(
@@ -51,10 +56,12 @@ def grade(
         grader=grader,
         executor=executor,
         timeout_s=timeout_s,
+        code_timeout_s=code_timeout_s,
         letters=letters,
         compare=compare,
         number_tol=number_tol,
         memory_mb=memory_mb,
+        unescape=unescape,
     )[0]
 
 
@@ -66,10 +73,12 @@ def grade_many(
     grader: Grader = "strict",
     executor: Executor | None = None,
     timeout_s: float | None = None,
+    code_timeout_s: float | None = None,
     letters: str = DEFAULT_LETTERS,
-    compare: Compare = "lcb",
+    compare: Compare = "released",
     number_tol: float = 0.0,
     memory_mb: int = CODE_MEMORY_MB,
+    unescape: bool = False,
 ) -> list[GradeResult]:
     """Grade a batch; ``kind`` is one kind for all or one per response. The code answers'
     tests all run in one ``executor.execute_many`` batch (default executor: the shared
@@ -90,10 +99,11 @@ def grade_many(
             [responses[i] for i in code_at],
             [ground_truths[i] for i in code_at],
             executor=executor,
-            timeout_s=CODE_TIMEOUT_S if timeout_s is None else timeout_s,
+            timeout_s=next(t for t in (code_timeout_s, timeout_s, CODE_TIMEOUT_S) if t is not None),
             memory_mb=memory_mb,
             compare=compare,
             number_tol=number_tol,
+            unescape=unescape,
         )
         for i, r in zip(code_at, graded):
             results[i] = r
