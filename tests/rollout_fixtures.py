@@ -45,7 +45,9 @@ class FakeTool:
         for args in arguments:
             self.calls.append(args)
             code = args.get("code", "")
-            if "boom" in code:
+            if not code:
+                out.append(FakeOutcome("Error: no code", "invalid_call", True))
+            elif "boom" in code:
                 out.append(FakeOutcome("Traceback: boom", "error", True))
             elif self.long_output:
                 out.append(FakeOutcome("x" * 300))

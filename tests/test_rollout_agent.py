@@ -55,12 +55,16 @@ def test_two_turn_trajectory_masks_spans_and_records():
     segs = segments(tr)
     assert [m for m, _ in segs] == [1, 0, 1]
     assert segs[0][1] == turns[0] and segs[2][1] == turns[1]
-    # the masked segment is exactly the template around the observation
+    # the masked segment is exactly the template around the observation; as in verl,
+    # it follows the generated <|im_end|> with no newline
     assert (
         segs[1][1]
-        == "\n<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+        == "<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
     )
-    assert tr.text == "".join(t for _, t in segs)
+    assert tr.raw_text == "".join(t for _, t in segs)
+    # what the graders read: the same text without the special tokens (B1)
+    assert tr.text == TOK.decode(tr.response_ids, skip_special_tokens=True)
+    assert "<|im_end|>" not in tr.text and tr.text.endswith("\\boxed{42}.")
     assert tool.calls == [{"code": "6*7"}]
     (rec,) = tr.tool_calls
     assert (rec.turn, rec.status, rec.erroneous, rec.observation) == (0, "ok", False, "42")
@@ -71,9 +75,11 @@ def test_two_turn_trajectory_masks_spans_and_records():
     assert tr.first_error_step == -1
 
 
-def test_prompt_plus_response_equals_the_chat_template_rendering():
+@pytest.mark.parametrize("layout", ["verl", "chat-template"])
+def test_prompt_plus_response_equals_the_chat_template_rendering(layout):
     turns = [f"{call('6*7')}<|im_end|>", "\\boxed{42}<|im_end|>"]
-    (tr,) = run_agent_loop(scripted(turns), TOK, FakeTool(), [prompt()], PARAMS)
+    loop = AgentLoopConfig(turn_layout=layout)
+    (tr,) = run_agent_loop(scripted(turns), TOK, FakeTool(), [prompt()], PARAMS, loop)
     messages = [
         {"role": "user", "content": "What is 6*7?"},
         {
@@ -89,10 +95,11 @@ def test_prompt_plus_response_equals_the_chat_template_rendering():
         {"role": "tool", "content": "42"},
         {"role": "assistant", "content": "\\boxed{42}"},
     ]
-    rendered = TOK.apply_chat_template(messages, tools=TOOLS, tokenize=False)
-    assert TOK.decode(
-        tr.prompt_ids + tr.response_ids, skip_special_tokens=False
-    ) == rendered.rstrip("\n")
+    rendered = TOK.apply_chat_template(messages, tools=TOOLS, tokenize=False).rstrip("\n")
+    if layout == "verl":  # verl's layout: no newline between a generated turn and the next
+        after_call = "</tool_call><|im_end|>"
+        rendered = rendered.replace(f"{after_call}\n<|im_start|>user", f"{after_call}<|im_start|>user")
+    assert TOK.decode(tr.prompt_ids + tr.response_ids, skip_special_tokens=False) == rendered
 
 
 def test_error_then_recovery_sets_first_error_step():
@@ -102,14 +109,14 @@ def test_error_then_recovery_sets_first_error_step():
     assert tr.first_error_step == 0 and tr.n_tool_errors == 1 and tr.num_turns == 3
 
 
-@pytest.mark.parametrize("mode", ["end", "error-observation"])
+@pytest.mark.parametrize("mode", ["released", "end", "error-observation"])
 def test_malformed_calls(mode):
     turns = ["<tool_call>{not json}</tool_call><|im_end|>", "\\boxed{1}<|im_end|>"]
     (tr,) = run_agent_loop(
         scripted(turns), TOK, FakeTool(), [prompt()], PARAMS, AgentLoopConfig(on_invalid_call=mode)
     )
     assert tr.tool_calls[0].status == "invalid_call" and tr.tool_calls[0].erroneous
-    if mode == "end":
+    if mode in ("released", "end"):  # no parseable call: the turn is final
         assert tr.stop_reason == "invalid_call" and tr.num_turns == 1
     else:
         assert tr.stop_reason == "answer" and tr.num_turns == 2
@@ -117,10 +124,46 @@ def test_malformed_calls(mode):
         assert "<tool_response>" in segments(tr)[1][1]
 
 
-def test_unknown_tool_is_an_invalid_call():
+def test_unknown_tool_gets_the_released_error_observation_and_the_loop_goes_on():
+    turns = [render_tool_call("web_search", {"q": "x"}) + "<|im_end|>", "\\boxed{1}<|im_end|>"]
+    tool = FakeTool()
+    (tr,) = run_agent_loop(scripted(turns), TOK, tool, [prompt()], PARAMS)
+    assert tr.stop_reason == "answer" and tr.num_turns == 2 and tool.calls == []
+    (rec,) = tr.tool_calls
+    assert (rec.status, rec.erroneous, rec.name) == ("invalid_call", True, "web_search")
+    assert rec.observation == "Error when executing tool: 'web_search'"
+    assert "<tool_response>\nError when executing tool: 'web_search'\n</tool_response>" in tr.raw_text
+    assert tr.first_error_step == 0
+
+
+def test_unknown_tool_ends_the_trajectory_under_end():
     turns = [render_tool_call("web_search", {"q": "x"}) + "<|im_end|>"]
-    (tr,) = run_agent_loop(scripted(turns), TOK, FakeTool(), [prompt()], PARAMS)
+    loop = AgentLoopConfig(on_invalid_call="end")
+    (tr,) = run_agent_loop(scripted(turns), TOK, FakeTool(), [prompt()], PARAMS, loop)
     assert tr.stop_reason == "invalid_call" and tr.tool_calls[0].status == "invalid_call"
+
+
+def test_released_parsing_drops_a_call_without_arguments():
+    # verl's hermes parser needs an "arguments" key; sodctl's own policies read it as {}
+    turns = ['<tool_call>{"name": "code_interpreter"}</tool_call><|im_end|>', "\\boxed{1}<|im_end|>"]
+    turns = [turns[0], turns[1]]
+    (tr,) = run_agent_loop(scripted(turns), TOK, FakeTool(), [prompt()], PARAMS)
+    assert tr.stop_reason == "invalid_call" and tr.num_turns == 1
+    loop = AgentLoopConfig(on_invalid_call="end")
+    tool = FakeTool()
+    (tr,) = run_agent_loop(scripted(turns), TOK, tool, [prompt()], PARAMS, loop)
+    assert tool.calls == [{}] and tr.num_turns == 2 and tr.tool_calls[0].erroneous
+
+
+@pytest.mark.parametrize(("limit", "ran"), [(1, ["6*7"]), (None, ["6*7", "1+1"]), (2, ["6*7", "1+1"])])
+def test_one_tool_call_per_turn_by_default(limit, ran):
+    turns = [f"{call('6*7')}\n{call('1+1')}<|im_end|>", "\\boxed{42}<|im_end|>"]
+    tool = FakeTool()
+    loop = AgentLoopConfig(max_parallel_calls=limit)
+    (tr,) = run_agent_loop(scripted(turns), TOK, tool, [prompt()], PARAMS, loop)
+    assert [c["code"] for c in tool.calls] == ran
+    assert [c.code for c in tr.tool_calls] == ran and tr.dropped_calls == 2 - len(ran)
+    assert tr.raw_text.count("<tool_response>") == len(ran)
 
 
 def test_max_turns():
@@ -148,7 +191,25 @@ def test_token_budget_counts_observations_and_is_never_exceeded():
             AgentLoopConfig(max_response_tokens=budget),
         )
         assert tr.stop_reason == "length"
-        assert len(tr.response_ids) == budget == len(tr.response_mask)
+        assert len(tr.response_ids) <= budget and len(tr.response_ids) == len(tr.response_mask)
+        # an observation that does not fit is dropped whole (verl): the response ends on
+        # generated tokens, never on a cut observation
+        assert tr.response_mask[-1] == 1
+
+
+def test_an_observation_that_would_fill_the_budget_ends_the_trajectory():
+    turns = [f"{call('6*7')}<|im_end|>", "\\boxed{42}<|im_end|>"]
+    (full,) = run_agent_loop(scripted(turns), TOK, FakeTool(), [prompt()], PARAMS)
+    first_turn = full.step_spans[0][1]
+    obs = full.step_spans[1][0] - first_turn
+    for budget, appended in ((first_turn + obs, False), (first_turn + obs + 1, True)):
+        loop = AgentLoopConfig(max_response_tokens=budget)
+        (tr,) = run_agent_loop(scripted(turns), TOK, FakeTool(), [prompt()], PARAMS, loop)
+        assert len(tr.tool_calls) == 1  # the call ran either way
+        if appended:  # verl's test is len(response) + len(observation) >= budget
+            assert tr.response_ids[: first_turn + obs] == full.response_ids[: first_turn + obs]
+        else:
+            assert tr.stop_reason == "length" and tr.response_ids == full.response_ids[:first_turn]
 
 
 def test_batch_of_different_lengths_advances_together():
@@ -240,3 +301,16 @@ def test_with_the_real_code_interpreter_and_sandbox():
     assert not second.erroneous and second.observation.strip() == "42"
     assert tr.first_error_step == 0
     assert len(first.observation) <= 256 + 40  # the 256-character cut, plus its marker
+
+
+def test_graders_read_the_response_without_special_tokens():
+    # B1: a box 97 characters from the end is inside the strict grader's 100-character
+    # window of the decoded text; with the trailing <|im_end|> kept it would fall out
+    from sodctl.rewards import grade
+
+    tail = "\\boxed{42}" + "." * 87
+    assert len(tail) == 97
+    (tr,) = run_agent_loop(scripted([f"So {tail}<|im_end|>"]), TOK, FakeTool(), [prompt()], PARAMS)
+    assert tr.text.endswith(tail) and tr.raw_text.endswith(tail + "<|im_end|>")
+    assert grade(tr.text, "42").correct
+    assert grade(tr.raw_text, "42").pred is None  # what sodctl graded before

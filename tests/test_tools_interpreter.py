@@ -23,7 +23,15 @@ from sodctl.tools import (
     is_erroneous,
     prepare_code,
 )
-from sodctl.tools.code_interpreter import FAILURE_TEXT, INJECTED_FAULT_TEXT, NO_OUTPUT
+from sodctl.tools.code_interpreter import (
+    FAILURE_TEXT,
+    INJECTED_FAULT_TEXT,
+    NO_OUTPUT,
+    RELEASED_NOT_FINISHED,
+    TOOL_SCHEMAS,
+    released_argument_error,
+    tool_schema,
+)
 
 
 class RecordingExecutor:
@@ -52,12 +60,27 @@ class RecordingExecutor:
 
 
 @pytest.mark.unit
-def test_schema_is_the_hermes_function_schema():
-    fn = CODE_INTERPRETER_SCHEMA["function"]
-    assert CODE_INTERPRETER_SCHEMA["type"] == "function" and fn["name"] == "code_interpreter"
+@pytest.mark.parametrize("style", ["released", "sodctl"])
+def test_schema_is_the_hermes_function_schema(style):
+    schema = tool_schema(style)
+    fn = schema["function"]
+    assert schema["type"] == "function" and fn["name"] == "code_interpreter"
     assert fn["parameters"]["required"] == ["code"]
     assert fn["parameters"]["properties"]["code"]["type"] == "string"
     assert fn["description"] and fn["parameters"]["properties"]["code"]["description"]
+
+
+@pytest.mark.unit
+def test_the_default_schema_is_the_released_one_word_for_word():
+    # B8: the system prompt of the released checkpoints' training and evaluation
+    assert CODE_INTERPRETER_SCHEMA is TOOL_SCHEMAS["released"]
+    fn = CODE_INTERPRETER_SCHEMA["function"]
+    assert fn["description"] == "A tool for executing code."
+    assert fn["parameters"]["properties"]["code"]["description"] == "The code to execute."
+    assert CodeInterpreter(RecordingExecutor()).schema == CODE_INTERPRETER_SCHEMA
+    assert CodeInterpreter(RecordingExecutor(), schema="sodctl").schema == TOOL_SCHEMAS["sodctl"]
+    with pytest.raises(ValueError, match="tool schema"):
+        tool_schema("long")
 
 
 @pytest.mark.unit
@@ -76,7 +99,26 @@ def test_schema_is_the_hermes_function_schema():
     ids=["plain", "python", "py-with-text", "python3", "bare", "first-block", "unclosed", "bash"],
 )
 def test_extract_code(arg, code):
-    assert extract_code(arg) == code
+    assert extract_code(arg) == code == extract_code(arg, "repl")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("arg", "code"),
+    [
+        ("print(1)", "print(1)"),
+        ("```python\nprint(1)\n```", "print(1)"),  # the block, stripped
+        ("Here:\n```py\nx = 2\n```", "Here:\n```py\nx = 2\n```"),  # only ```python
+        ("```Python\nprint(3)\n```", "```Python\nprint(3)\n```"),  # case-sensitive
+        ("```python3\nprint(3)\n```", "3\nprint(3)"),  # "python" matched, "3" kept
+        ("```python print(5)```", "print(5)"),  # no newline needed
+        ("```python\nprint('a')\n```\n```python\nprint('b')\n```", "print('a')"),
+        ("  x = 1  ", "  x = 1  "),  # no block: as given
+    ],
+    ids=["plain", "python", "py", "Python", "python3", "one-line", "first-block", "no-block"],
+)
+def test_extract_code_paper_mode_is_the_released_regex(arg, code):
+    assert extract_code(arg, "paper") == code
 
 
 @pytest.mark.unit
@@ -88,10 +130,10 @@ def test_extract_code(arg, code):
         ("print(1)", "print(1)"),
         ("printx = 1", "printx = 1"),  # starts with "print": left alone, as released
         ("x = 5", "print(x = 5)"),
-        ("for i in range(3):\n    s = i", "for i in range(3):\nprint(s = i)"),
-        ("if ok:\n    print(f'{n}')", "if ok:\nprint(print(f'{n}'))"),
+        ("for i in range(3):\n    s = i", "for i in range(3):\nprint(    s = i)"),
+        ("if ok:\n    print(f'{n}')", "if ok:\nprint(    print(f'{n}'))"),
         ("", ""),
-        ("\n  \n", "\n  \n"),
+        ("\n  \n", "\nprint(  )\n"),  # only "" is skipped: a line of spaces is wrapped
     ],
 )
 def test_paper_mode_wraps_the_raw_last_line(code, prepared):
@@ -131,6 +173,26 @@ def test_unknown_print_mode():
     [
         (ExecResult("ok", stdout="5\n"), "5\n"),
         (ExecResult("ok", stdout="", stderr="warn\n"), "warn\n"),
+        (ExecResult("error", stdout="a", stderr="Trace\n", exit_code=1), "aTrace\n"),  # no separator
+        (ExecResult("ok"), ""),
+        (ExecResult("error", exit_code=3), ""),
+        (ExecResult("memory", stderr="MemoryError\n", exit_code=1), "MemoryError\n"),  # it finished
+        (ExecResult("timeout", stdout="partial"), RELEASED_NOT_FINISHED),
+        (ExecResult("sandbox_error", stderr="HTTP 500"), RELEASED_NOT_FINISHED),
+    ],
+)
+def test_released_observation_text(result, text):
+    # B9: verl's SandboxFusion tool: stdout + stderr of a finished run, else "no stdout here"
+    assert format_observation(result) == text == format_observation(result, style="released")
+    assert RELEASED_NOT_FINISHED == "no stdout here"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("result", "text"),
+    [
+        (ExecResult("ok", stdout="5\n"), "5\n"),
+        (ExecResult("ok", stdout="", stderr="warn\n"), "warn\n"),
         (ExecResult("error", stdout="a\n", stderr="Trace\n", exit_code=1), "a\nTrace\n"),
         (ExecResult("error", stdout="a", stderr="Trace\n", exit_code=1), "a\nTrace\n"),
         (ExecResult("ok"), NO_OUTPUT),
@@ -140,19 +202,24 @@ def test_unknown_print_mode():
         (ExecResult("sandbox_error", stderr="HTTP 500"), FAILURE_TEXT["sandbox_error"]),
     ],
 )
-def test_observation_text(result, text):
-    assert format_observation(result) == text
+def test_sodctl_observation_text(result, text):
+    assert format_observation(result, style="sodctl") == text
 
 
 @pytest.mark.unit
 def test_truncation_boundaries():
     exact = "".join(chr(ord("a") + i % 26) for i in range(256))
-    assert format_observation(ExecResult("ok", stdout=exact)) == exact
+    for style in ("released", "sodctl"):
+        assert format_observation(ExecResult("ok", stdout=exact), style=style) == exact
     longer = exact + "!"
-    cut = format_observation(ExecResult("ok", stdout=longer))
+    cut = format_observation(ExecResult("ok", stdout=longer), style="sodctl")
     assert cut == longer[:128] + "\n...[truncated 1 chars]...\n" + longer[-128:]
+    # the released marker (verl's agent loop, max_tool_response_length 256)
+    assert format_observation(ExecResult("ok", stdout=longer)) == (
+        longer[:128] + "...(truncated)..." + longer[-128:]
+    )
     big = "x" * 100 + "y" * 10_000 + "z" * 100
-    cut = format_observation(ExecResult("ok", stdout=big), max_chars=200)
+    cut = format_observation(ExecResult("ok", stdout=big), max_chars=200, style="sodctl")
     assert cut == "x" * 100 + "\n...[truncated 10000 chars]...\n" + "z" * 100
     assert format_observation(ExecResult("ok", stdout=big), max_chars=None) == big
 
@@ -174,7 +241,7 @@ def test_is_erroneous_uses_the_status():
 )
 def test_invalid_calls_do_not_execute(arguments, needle):
     ex = RecordingExecutor()
-    outcome = CodeInterpreter(ex).run(arguments)
+    outcome = CodeInterpreter(ex, observations="sodctl").run(arguments)
     assert (outcome.status, outcome.erroneous, outcome.result, outcome.code) == (
         "invalid_call",
         True,
@@ -186,11 +253,32 @@ def test_invalid_calls_do_not_execute(arguments, needle):
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize(
+    ("arguments", "text"),
+    [
+        ({}, "Error when executing tool: 'code'"),
+        ({"cmd": "x"}, "Error when executing tool: 'code'"),
+        ("x", "Error when executing tool: string indices must be integers, not 'str'"),
+        ([1], "Error when executing tool: list indices must be integers or slices, not str"),
+        (None, "Error when executing tool: 'NoneType' object is not subscriptable"),
+        ({"code": 3}, "Error when executing tool: expected string or bytes-like object, got 'int'"),
+    ],
+)
+def test_invalid_arguments_get_the_released_error_text(arguments, text):
+    # the exception the released tool raised inside verl's tool call, as verl showed it
+    ex = RecordingExecutor()
+    outcome = CodeInterpreter(ex).run(arguments)
+    assert released_argument_error(arguments) == outcome.observation == text
+    assert (outcome.status, outcome.erroneous) == ("invalid_call", True) and ex.single == []
+    assert released_argument_error({"code": "print(1)"}) is None
+
+
+@pytest.mark.unit
 def test_run_prepares_the_code_and_passes_the_limits():
     ex = RecordingExecutor()
     tool = CodeInterpreter(ex, timeout_s=5, memory_mb=256, print_mode="paper")
     outcome = tool.run({"code": "```python\nx = 2\nx + 1\n```"})
-    assert ex.single == ["x = 2\nprint(x + 1)\n"]
+    assert ex.single == ["x = 2\nprint(x + 1)"]
     assert ex.kwargs == [{"timeout_s": 5, "memory_mb": 256}]
     assert (outcome.status, outcome.erroneous, outcome.code) == ("ok", False, ex.single[0])
     assert outcome.result == ExecResult("ok", stdout=ex.single[0])
@@ -319,11 +407,14 @@ def test_paper_mode_failures_really_happen(ex):
     assert o.status == "error" and o.erroneous
     assert "IndentationError: expected an indented block after 'for'" in o.observation
     o = observe(ex, "n = 3\nif n > 2:\n    print(f'{n} is big')")
-    assert "print(print(f'{n} is big'))" in o.observation and "IndentationError" in o.observation
+    assert "print(    print(f'{n} is big'))" in o.observation and "IndentationError" in o.observation
     o = observe(ex, "x = 5")  # print(x = 5): a keyword argument, so a TypeError at run time
     assert "TypeError: 'x' is an invalid keyword argument for print()" in o.observation
     o = observe(ex, "x = 1\nx += 1")
     assert "SyntaxError: invalid syntax" in o.observation and "print(x += 1)" in o.observation
+    # the error text comes with no separator after whatever was printed first
+    o = observe(ex, "print('before', end='')\n1 / 0\nprint('never')")
+    assert o.observation.startswith("beforeTraceback (most recent call last):")
     assert observe(ex, "import math\nmath.factorial(5)").observation == "120\n"
     assert observe(
         ex, "```python\nfor i in range(2):\n    print(i)\nprint('end')\n```"
@@ -336,8 +427,8 @@ def test_repl_mode_prints_a_trailing_value(ex):
     assert observe(ex, "x = 2; x * 3", "repl").observation == "6\n"
     assert observe(ex, "'abc'", "repl").observation == "'abc'\n"
     assert observe(ex, "(1,\n 2)", "repl").observation == "(1, 2)\n"
-    assert observe(ex, "None", "repl").observation == NO_OUTPUT
-    assert observe(ex, "x = 5", "repl").observation == NO_OUTPUT
+    assert observe(ex, "None", "repl").observation == ""  # released observations: nothing printed
+    assert observe(ex, "x = 5", "repl", observations="sodctl").observation == NO_OUTPUT
     assert observe(ex, "print('hi')", "repl").observation == "hi\n"
     o = observe(ex, "total = 0\nfor i in range(3):\n    total += i\ntotal", "repl")
     assert o.observation == "3\n" and not o.erroneous
@@ -348,10 +439,14 @@ def test_repl_mode_prints_a_trailing_value(ex):
 @pytest.mark.integration
 def test_failures_and_truncation_end_to_end(ex):
     o = observe(ex, "import time\ntime.sleep(10)", timeout_s=0.5)
+    assert (o.status, o.observation, o.erroneous) == ("timeout", "no stdout here", True)
+    o = observe(ex, "import time\ntime.sleep(10)", timeout_s=0.5, observations="sodctl")
     assert (o.status, o.observation, o.erroneous) == ("timeout", FAILURE_TEXT["timeout"], True)
-    o = observe(ex, "print('a' * 200 + 'b' * 200)")
+    o = observe(ex, "print('a' * 200 + 'b' * 200)", observations="sodctl")
     assert o.observation.startswith("a" * 128 + "\n...[truncated 145 chars]...\n")
     assert o.observation.endswith("b" * 127 + "\n")
+    o = observe(ex, "print('a' * 200 + 'b' * 200)")
+    assert o.observation == "a" * 128 + "...(truncated)..." + "b" * 127 + "\n"
 
 
 @pytest.mark.integration

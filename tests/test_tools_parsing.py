@@ -136,3 +136,63 @@ def test_invalid_call_observation_explains_the_error():
     assert text.startswith("Error: invalid tool call") and "</tool_call>" in text
     text = invalid_call_observation(InvalidToolCall("...", "unknown_tool", "unknown tool 'web'"))
     assert "unknown tool 'web'" in text and "code_interpreter" in text
+
+
+# --- plan_turn: what each policy runs and shows ------------------------------------------
+
+from sodctl.tools.parsing import plan_turn  # noqa: E402
+
+
+def _blocks(*bodies: str) -> str:
+    return "\n".join(f"<tool_call>{b}</tool_call>" for b in bodies)
+
+
+_GOOD = '{"name": "code_interpreter", "arguments": {"code": "1"}}'
+_GOOD2 = '{"name": "code_interpreter", "arguments": {"code": "2"}}'
+_UNKNOWN = '{"name": "web", "arguments": {"q": "x"}}'
+_BAD_JSON = "{nope}"
+_NO_ARGS = '{"name": "code_interpreter"}'
+_STR_ARGS = '{"name": "code_interpreter", "arguments": "{\\"code\\": \\"3\\"}"}'
+
+
+@pytest.mark.unit
+def test_released_plan_follows_verls_hermes_parser_and_tool_call():
+    turn = parse_tool_calls(_blocks(_BAD_JSON, _UNKNOWN, _GOOD, _NO_ARGS, _GOOD2))
+    plan = plan_turn(turn, "released", max_parallel_calls=None)
+    # the bad JSON and the call without arguments are invisible to verl (recorded only)
+    assert [(c.name, c.run, c.shown) for c in plan.calls] == [
+        (None, False, False),
+        ("web", False, True),
+        ("code_interpreter", True, False),
+        (None, False, False),
+        ("code_interpreter", True, False),
+    ]
+    assert plan.calls[1].observation == "Error when executing tool: 'web'"
+    assert not plan.ends and plan.dropped == 0
+    # one call per turn: the first *parsed* call is the unknown tool; nothing else runs
+    one = plan_turn(turn, "released", max_parallel_calls=1)
+    assert [c.name for c in one.calls if c.run or c.shown] == ["web"] and one.dropped == 2
+
+
+@pytest.mark.unit
+def test_released_plan_passes_string_arguments_as_they_are():
+    (call,) = plan_turn(parse_tool_calls(_blocks(_STR_ARGS)), "released").calls
+    assert call.run and call.arguments == '{"code": "3"}'  # the tool reports it (a str)
+    (call,) = plan_turn(parse_tool_calls(_blocks(_STR_ARGS)), "end").calls
+    assert call.run and call.arguments == {"code": "3"}  # sodctl decodes it
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("policy", ["released", "end"])
+def test_a_turn_with_no_callable_block_ends(policy):
+    plan = plan_turn(parse_tool_calls(_blocks(_BAD_JSON, "<tool_call>[1]</tool_call>")), policy)
+    assert plan.ends and not any(c.run or c.shown for c in plan.calls)
+
+
+@pytest.mark.unit
+def test_error_observation_plan_answers_every_invalid_block():
+    plan = plan_turn(parse_tool_calls(_blocks(_BAD_JSON, _GOOD, _UNKNOWN)), "error-observation")
+    assert [(c.run, c.shown) for c in plan.calls] == [(False, True), (True, False), (False, True)]
+    assert "invalid tool call" in plan.calls[0].observation and not plan.ends
+    with pytest.raises(ValueError, match="policy"):
+        plan_turn(parse_tool_calls(_GOOD), "ignore")  # type: ignore[arg-type]

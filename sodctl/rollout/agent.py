@@ -2,12 +2,29 @@
 
 From chat prompts, a batch of trajectories advances turn by turn: every active
 trajectory generates one assistant turn (one batched ``engine.generate`` call),
-tool calls are parsed from that turn, all calls of the batch run concurrently
-on the tool, and each observation is appended as template tokens. A trajectory
-ends when its turn holds no tool call (the answer), when its calls are all
-unparseable and ``on_invalid_call="end"`` (the released loop's behaviour), after
-``max_turns`` assistant turns, or when the response budget (generated plus
-observation tokens) is spent.
+tool calls are parsed from that turn, the calls of the whole batch run
+concurrently on the tool, and the observations are appended as template tokens.
+A trajectory ends when its turn holds no tool call (the answer), when none of
+its calls can be made (``on_invalid_call``, ``sodctl.tools.parsing.plan_turn``),
+after ``max_turns`` assistant turns, or when the response budget (generated
+plus observation tokens) is spent.
+
+As verl's tool agent loop runs it (the released protocol, RELEASED-PROTOCOL.md
+B2, B10, B11):
+
+- at most ``max_parallel_calls`` calls of a turn run (1 in the released run);
+- an observation turn that would reach the budget (``len(response) +
+  len(observation) >= max_response_tokens``) is not appended: the trajectory
+  ends there (``length``);
+- ``turn_layout="verl"``: the observation turn (the tool messages rendered with
+  the generation prompt, less what the template renders for an empty
+  conversation) follows the generated ``<|im_end|>`` directly;
+  ``"chat-template"`` puts the newline that the chat template writes between
+  messages there first (the layout of SFT data);
+- ``text`` is the response decoded without special tokens, observations
+  included: what verl's reward manager hands the graders (so a trailing
+  ``<|im_end|>`` does not take 10 of the strict grader's 100 characters);
+  ``raw_text`` keeps the special tokens.
 
 The response is built from token ids, never re-tokenised text: generated tokens
 keep the ids (and log-probs) the engine sampled, with ``response_mask`` 1;
@@ -24,9 +41,10 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from sodctl.rollout.engine import Completion, GenerationEngine, SamplingParams
-from sodctl.tools.parsing import InvalidToolCall, invalid_call_observation, parse_tool_calls
+from sodctl.tools.parsing import InvalidCallPolicy, PlannedCall, parse_tool_calls, plan_turn
 
 StopReason = Literal["answer", "invalid_call", "max_turns", "length"]
+TurnLayout = Literal["verl", "chat-template"]
 
 
 class Tool(Protocol):
@@ -34,7 +52,7 @@ class Tool(Protocol):
 
     name: str
 
-    def run_many(self, arguments: Sequence[dict]) -> list: ...
+    def run_many(self, arguments: Sequence[object]) -> list: ...
 
 
 @dataclass
@@ -60,7 +78,9 @@ class Trajectory:
     """A finished rollout.
 
     response_ids / response_mask / log_probs are aligned; log_probs are the engine's
-    sampling log-probs on generated tokens and 0.0 on masked tokens.
+    sampling log-probs on generated tokens and 0.0 on masked tokens. ``text`` is the
+    response decoded without special tokens (what the graders read), ``raw_text`` with
+    them; ``dropped_calls`` counts calls past ``max_parallel_calls`` (never run).
     """
 
     prompt_ids: list[int]
@@ -71,7 +91,9 @@ class Trajectory:
     num_turns: int = 0
     stop_reason: StopReason | None = None
     text: str = ""
+    raw_text: str = ""
     turn_texts: list[str] = field(default_factory=list)
+    dropped_calls: int = 0
 
     @property
     def step_spans(self) -> list[tuple[int, int]]:
@@ -103,8 +125,22 @@ class Trajectory:
 class AgentLoopConfig:
     max_turns: int = 16
     max_response_tokens: int = 20480
-    on_invalid_call: Literal["end", "error-observation"] = "end"
+    on_invalid_call: InvalidCallPolicy = "released"
     known_tools: tuple[str, ...] = ("code_interpreter",)
+    max_parallel_calls: int | None = 1  # None: every call of a turn
+    turn_layout: TurnLayout = "verl"
+
+    @classmethod
+    def from_config(cls, cfg, *, max_turns: int, max_response_tokens: int) -> AgentLoopConfig:
+        """The loop of a resolved config (``tool`` and ``rollout`` sections); the turn and
+        token limits differ between training and evaluation, so they are given."""
+        return cls(
+            max_turns=max_turns,
+            max_response_tokens=max_response_tokens,
+            on_invalid_call=str(cfg.tool.on_invalid_call),  # type: ignore[arg-type]
+            max_parallel_calls=cfg.tool.max_parallel_calls,
+            turn_layout=str(cfg.rollout.turn_layout),  # type: ignore[arg-type]
+        )
 
 
 def chat_prompt_ids(
@@ -120,8 +156,22 @@ def chat_prompt_ids(
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def _empty_render_ids(tokenizer) -> list[int]:
+    """What the template renders for an empty conversation (a default system prompt, if
+    any): verl removes it from the front of every observation turn."""
+    try:
+        text = tokenizer.apply_chat_template([{}], add_generation_prompt=False, tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that cannot render it has none
+        return []
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
 def observation_ids(
-    tokenizer, observations: Sequence[str], completion: Completion, eos_ids: Sequence[int]
+    tokenizer,
+    observations: Sequence[str],
+    completion: Completion,
+    eos_ids: Sequence[int],
+    layout: TurnLayout = "verl",
 ) -> list[int]:
     """Template tokens that close the assistant turn, carry the observations, and open the next turn."""
     closed = bool(completion.token_ids) and completion.token_ids[-1] in eos_ids
@@ -130,6 +180,14 @@ def observation_ids(
         add_generation_prompt=True,
         tokenize=False,
     )
+    if layout == "verl":
+        ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        head = _empty_render_ids(tokenizer)
+        if head and ids[: len(head)] == head:
+            ids = ids[len(head) :]
+        if not closed:  # stopped before the end token (a stop string): close the turn
+            ids = tokenizer("<|im_end|>", add_special_tokens=False)["input_ids"] + ids
+        return ids
     # The chat format closes an assistant turn with "<|im_end|>\n"; the engine stopped at
     # the end token (then only the newline is missing) or before it (then both are).
     prefix = "\n" if closed else "<|im_end|>\n"
@@ -163,9 +221,8 @@ def run_agent_loop(
         )
         by_index = {i: _fit_budget(c, budgets[i], tokenizer) for i, c in zip(active, completions)}
 
-        pending: list[tuple[int, int, dict, str]] = []  # (traj, call slot, arguments, name)
-        invalid: dict[int, list[InvalidToolCall]] = {}
-        still: list[int] = []
+        pending: list[tuple[int, PlannedCall]] = []  # the calls to run, in batch order
+        plans: dict[int, list[PlannedCall]] = {}
         for i, comp in by_index.items():
             tr = trajs[i]
             tr.response_ids += comp.token_ids
@@ -174,55 +231,65 @@ def run_agent_loop(
             tr.turn_texts.append(comp.text)
             tr.num_turns += 1
             turn = parse_tool_calls(comp.text, known_tools=config.known_tools)
+            plan = plan_turn(
+                turn,
+                config.on_invalid_call,
+                known_tools=config.known_tools,
+                max_parallel_calls=config.max_parallel_calls,
+            )
             if len(tr.response_ids) >= config.max_response_tokens or comp.finish_reason == "length":
                 tr.stop_reason = "length"
+            elif tr.num_turns >= config.max_turns and turn.has_tool_call:
+                tr.stop_reason = "max_turns"
             elif not turn.has_tool_call:
                 tr.stop_reason = "answer"
-            elif not turn.calls and config.on_invalid_call == "end":
+            elif plan.ends:
                 tr.stop_reason = "invalid_call"
-                _record_invalid(tr, turn.invalid)
-            elif tr.num_turns >= config.max_turns:
-                tr.stop_reason = "max_turns"
+                _record(tr, [c for c in plan.calls if not c.run])
             if tr.stop_reason is not None:
                 continue
-            for call in turn.calls:
-                pending.append((i, len(pending), call.arguments, call.name))
-            _record_invalid(tr, turn.invalid)  # erroneous calls, whatever the mode
-            invalid[i] = turn.invalid if config.on_invalid_call == "error-observation" else []
-            still.append(i)
+            tr.dropped_calls += plan.dropped
+            plans[i] = plan.calls
+            pending += [(i, c) for c in plan.calls if c.run]
 
         t0 = time.monotonic()
-        outcomes = tool.run_many([args for _, _, args, _ in pending]) if pending else []
+        outcomes = tool.run_many([c.arguments for _, c in pending]) if pending else []
         batch_latency = time.monotonic() - t0
-        by_traj: dict[int, list[str]] = {i: [] for i in still}
-        for (i, _, args, name), out in zip(pending, outcomes):
+        ran = {id(c): out for (_, c), out in zip(pending, outcomes)}
+        for i, calls in plans.items():
             tr = trajs[i]
-            tr.tool_calls.append(
-                ToolCallRecord(
-                    turn=tr.num_turns - 1,
-                    name=name,
-                    arguments=args,
-                    observation=out.observation,
-                    status=out.status,
-                    erroneous=out.erroneous,
-                    latency_s=getattr(out, "latency_s", batch_latency),
+            shown: list[str] = []
+            for c in calls:
+                out = ran.get(id(c))
+                if out is None:
+                    _record(tr, [c])
+                    if c.shown:
+                        shown.append(c.observation)
+                    continue
+                tr.tool_calls.append(
+                    ToolCallRecord(
+                        turn=tr.num_turns - 1,
+                        name=c.name,
+                        arguments=c.arguments if isinstance(c.arguments, dict) else None,
+                        observation=out.observation,
+                        status=out.status,
+                        erroneous=out.erroneous,
+                        latency_s=getattr(out, "latency_s", batch_latency),
+                    )
                 )
-            )
-            by_traj[i].append(out.observation)
-        for i in still:
-            tr = trajs[i]
-            by_traj[i] += [invalid_call_observation(bad) for bad in invalid[i]]
-            obs = observation_ids(tokenizer, by_traj[i], by_index[i], eos_ids)
-            room = config.max_response_tokens - len(tr.response_ids)
-            tr.response_ids += obs[:room]
-            tr.response_mask += [0] * min(len(obs), room)
-            tr.log_probs += [0.0] * min(len(obs), room)
-            if len(obs) >= room:
-                tr.stop_reason = "length"
-        active = [i for i in still if trajs[i].stop_reason is None]
+                shown.append(out.observation)
+            obs = observation_ids(tokenizer, shown, by_index[i], eos_ids, config.turn_layout)
+            if len(tr.response_ids) + len(obs) >= config.max_response_tokens:
+                tr.stop_reason = "length"  # verl drops an observation that would not fit
+                continue
+            tr.response_ids += obs
+            tr.response_mask += [0] * len(obs)
+            tr.log_probs += [0.0] * len(obs)
+        active = [i for i in plans if trajs[i].stop_reason is None]
 
     for tr in trajs:
-        tr.text = tokenizer.decode(tr.response_ids, skip_special_tokens=False)
+        tr.text = tokenizer.decode(tr.response_ids, skip_special_tokens=True)
+        tr.raw_text = tokenizer.decode(tr.response_ids, skip_special_tokens=False)
     return trajs
 
 
@@ -236,14 +303,15 @@ def _fit_budget(comp: Completion, budget: int, tokenizer) -> Completion:
     )
 
 
-def _record_invalid(tr: Trajectory, bad_calls: Sequence[InvalidToolCall]) -> None:
-    for bad in bad_calls:
+def _record(tr: Trajectory, calls: Sequence[PlannedCall]) -> None:
+    """Record blocks that were not run (invalid calls, unknown tools) as erroneous calls."""
+    for c in calls:
         tr.tool_calls.append(
             ToolCallRecord(
                 turn=tr.num_turns - 1,
-                name=None,
-                arguments=None,
-                observation=invalid_call_observation(bad),
+                name=c.name,
+                arguments=c.arguments if isinstance(c.arguments, dict) else None,
+                observation=c.observation if c.shown else "",
                 status="invalid_call",
                 erroneous=True,
                 latency_s=0.0,
