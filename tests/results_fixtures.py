@@ -182,7 +182,7 @@ GRPO_SEEDS = {  # 1.7B, seeds 1, 2, 3
     "gpqa": [33.0, 35.0, 31.0],
     "lcb": [18.0, 20.0, 22.0],
 }
-COST = {"sod": [(10.0, 5.0), (14.0, 6.0)], "opd": [(12.0, 5.5)], "grpo": [(8.0, 4.0)]}
+COST = {"sod": [(10.0, 5.0), (14.0, 6.0)], "opd-gated": [(12.0, 5.5)], "grpo": [(8.0, 4.0)]}
 N_STEPS = 12
 
 
@@ -206,7 +206,7 @@ def build_fixture(root: Path) -> tuple[Path, Path]:
         for seed, avg in zip((1, 2, 3), values):
             summary = bench_summary(bench, avg, method="grpo", seed=seed)
             write_summary(results, summary, seed_dir=True)
-    write_summary(results, bench_summary("aime24", 20.0, model="0.6b", method="opd", stderr=0.5))
+    write_summary(results, bench_summary("aime24", 20.0, model="0.6b", method="opd-gated", stderr=0.5))
     write_summary(results, bench_summary("aime24", 66.0, model="4b", method="teacher", stderr=1.2))
     write_summary(results, bench_summary("aime24", 44.0, method="uniform-weighting"))
     write_summary(results, bench_summary("aime24", 48.0, method="no-grpo"))
@@ -215,7 +215,7 @@ def build_fixture(root: Path) -> tuple[Path, Path]:
 
     for i, (step_time, peak) in enumerate(COST["sod"], 1):
         write_run(runs, "table1/sod-1.7b", f"run-{i}", seed=i, step_time=step_time, peak_mem=peak)
-    write_run(runs, "table1/opd-1.7b", method="opd", step_time=12.0, peak_mem=5.5, samples=False)
+    write_run(runs, "table1/opd-gated-1.7b", method="opd-gated", step_time=12.0, peak_mem=5.5, samples=False)
     write_run(
         runs,
         "table1/grpo-0.6b",

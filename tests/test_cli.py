@@ -210,7 +210,9 @@ def test_reproduce_dry_run_prints_a_validated_plan(capsys):
     lines = out.splitlines()
     assert lines[0] == "sodctl sft teacher/sft-4b --preset tiny seed=1"
     assert "sodctl train table2/heuristic-weighting --preset tiny seed=2" in lines
-    assert "sodctl train table1/opd-1.7b --preset tiny seed=1" in lines  # (1.1) is the OPD run
+    # (1.1) uniform weighting is its own run, not Table 1's (gated) OPD
+    assert "sodctl train table2/uniform-weighting --preset tiny seed=1" in lines
+    assert not any("opd-gated" in line for line in lines)
     assert lines[-1] == "sodctl table table2 --preset tiny"
     assert len(lines) == len(set(lines))
 

@@ -135,7 +135,7 @@ def _usage_error(**kwargs) -> str:
 def test_the_paper_matrix_is_shipped():
     expected = {"teacher/sft-4b", "teacher/grpo-4b", "table5/naive-opd"}
     for size in ("0.6b", "1.7b"):
-        for m in ("vanilla", "sft", "grpo", "opd", "opsd-gt", "opsd-hint", "sod"):
+        for m in ("vanilla", "sft", "grpo", "opd-gated", "opsd-gt", "opsd-hint", "sod"):
             expected.add(f"table1/{m}-{size}")
     for a in (
         "uniform-weighting",

@@ -107,6 +107,34 @@ def test_sod_advantage_is_grpo_plus_weighted_opd():
     }
 
 
+@pytest.mark.parametrize(("beta_min", "beta_max", "gamma"), [(0.0, 0.1, 1.0), (0.05, 0.3, 2.5)])
+def test_gated_opd_is_the_released_sigmoid_gate(beta_min, beta_max, gamma):
+    # the released gated OPD, one token at a time: beta_b from the trajectory's GRPO
+    # advantage, A = A_GRPO + beta_b * (teacher - old) on every generated token
+    import math
+
+    kw = _batch()
+    spec = AdvantageSpec(
+        weighting="gated", gate_beta_min=beta_min, gate_beta_max=beta_max, gate_gamma=gamma
+    )
+    out = compute_advantages(spec, **kw)
+    grpo = group_advantages(kw["rewards_B"], kw["group_ids_B"]).tolist()
+    t, o, m = kw["teacher_log_probs"].tolist(), kw["old_log_probs"].tolist(), kw["response_mask"]
+    want = []
+    for b, row in enumerate(m.tolist()):
+        beta = beta_min + (beta_max - beta_min) / (1.0 + math.exp(gamma * grpo[b]))
+        want.append([(grpo[b] + beta * (t[b][i] - o[b][i])) * x for i, x in enumerate(row)])
+    torch.testing.assert_close(out.advantages_BT, torch.tensor(want), rtol=1e-5, atol=1e-6)
+    # every step of a trajectory carries its beta; equal rewards give the midpoint
+    w = out.step_weights_BS[out.divergence.step_mask_BS]
+    assert float(w.max()) <= beta_max + 1e-7 and float(w.min()) >= beta_min - 1e-7
+    kw["rewards_B"] = torch.ones(8)
+    flat = compute_advantages(spec, **kw).token_weights_BT[kw["response_mask"].bool()]
+    torch.testing.assert_close(flat, torch.full_like(flat, (beta_min + beta_max) / 2))
+    with pytest.raises(ValueError, match="needs grpo"):
+        AdvantageSpec(grpo=False, weighting="gated")
+
+
 def test_identical_group_rewards_keep_only_the_opd_signal():
     kw = _batch()
     kw["rewards_B"] = torch.ones(8)

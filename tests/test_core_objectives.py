@@ -195,3 +195,16 @@ def test_tool_turn_shaping_and_overlong_penalty():
     assert overlong_penalty(L, 20_480, 1024).tolist() == pytest.approx([0.0, 0.0, -0.5, -1.0])
     with pytest.raises(ValueError, match="buffer"):
         overlong_penalty(L, 100, 1024)
+
+
+@pytest.mark.unit
+def test_log_ratio_is_clamped_to_20_as_in_verl():
+
+    lp = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    old = torch.tensor([[-30.0, -1.0]])  # ratio e^30 on the first token, e^1 on the second
+    adv = torch.tensor([[-1.0, -1.0]])  # negative: the dual clip caps the loss at 3
+    mask = torch.ones(1, 2)
+    _, stats = ppo_clipped_loss(lp, old, adv, mask, dual_clip=None, log_ratio_clamp=20.0)
+    assert math.isclose(float(stats["ratio_mean"]), (math.exp(20.0) + math.e) / 2, rel_tol=1e-5)
+    _, stats = ppo_clipped_loss(lp, old, adv, mask, dual_clip=None, log_ratio_clamp=None)
+    assert math.isclose(float(stats["ratio_mean"]), (math.exp(30.0) + math.e) / 2, rel_tol=1e-5)

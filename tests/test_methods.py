@@ -30,7 +30,17 @@ def test_every_table_row_resolves(table):
 
 def test_table1_rows_are_the_paper_methods_in_order():
     names = [n for n, _ in TABLE_ROWS["table1"]]
-    assert names == ["vanilla", "sft", "grpo", "opd", "opsd-gt", "opsd-hint", "sod"]
+    assert names == ["vanilla", "sft", "grpo", "opd-gated", "opsd-gt", "opsd-hint", "sod"]
+
+
+def test_table1_opd_is_the_released_gated_form_and_table2_uniform_is_another_run():
+    # the paper's OPD (36.27) and (1.1) uniform (34.70) rows differ: two methods, two runs
+    assert dict(TABLE_ROWS["table1"])["opd-gated"] == "OPD" == dict(TABLE_ROWS["table5"])["opd-gated"]
+    gated, uniform = get_method("opd-gated"), get_method("uniform-weighting")
+    assert (gated.grpo, gated.opd, gated.weighting, gated.teacher) == (True, True, "gated", "external")
+    assert uniform.name == "opd" and uniform.weighting == "uniform" and uniform.ablation_id == "1.1"
+    with pytest.raises(ValueError, match="gated weighting needs the GRPO term"):
+        MethodSpec("x", "x", "x", "rl", opd=True, weighting="gated", teacher="external")
 
 
 def test_table2_ablation_ids_in_order():

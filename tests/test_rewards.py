@@ -201,8 +201,19 @@ def reward(response, gt="7", **kw):
     return training_reward(response, gt, **kw)
 
 
+def test_released_tool_shaping_makes_every_wrong_answer_minus_1_1():
+    # the released reward never received num_turns (it read 0): min(-0.6, -1 - 0.1)
+    for turns in (0, 2, 8, 30):
+        r = reward("\\boxed{8}", num_turns=turns)
+        assert r.reward == pytest.approx(-1.1) and r.shaped == pytest.approx(-1.1)
+    assert reward("\\boxed{7}", num_turns=8).reward == 1.0
+    assert reward("\\boxed{8}", tool_shaping="off").reward == -1.0
+    with pytest.raises(ValueError, match="tool_shaping"):
+        reward("\\boxed{8}", tool_shaping=True)
+
+
 def test_reward_plus_minus_one_and_tool_shaping_with_the_real_num_turns():
-    r = reward("\\boxed{7}", num_turns=8)
+    r = reward("\\boxed{7}", num_turns=8, tool_shaping="num-turns")
     assert (r.reward, r.correct, r.score, r.shaped, r.overlong_penalty) == (
         1.0,
         True,
@@ -212,11 +223,10 @@ def test_reward_plus_minus_one_and_tool_shaping_with_the_real_num_turns():
     )
     # wrong: min(-0.6, -1 + 0.1 * (num_turns - 2) / 2)
     for turns, want in [(2, -1.0), (4, -0.9), (6, -0.8), (8, -0.7), (10, -0.6), (30, -0.6)]:
-        r = reward("\\boxed{8}", num_turns=turns)
+        r = reward("\\boxed{8}", num_turns=turns, tool_shaping="num-turns")
         assert r.reward == pytest.approx(want) and r.shaped == pytest.approx(want)
         assert (r.correct, r.score, r.pred) == (False, 0.0, "8")
-    assert reward("\\boxed{8}", num_turns=0).reward == pytest.approx(-1.1)  # the released run
-    assert reward("\\boxed{8}", num_turns=8, tool_shaping=False).reward == -1.0
+    assert reward("\\boxed{8}", num_turns=0, tool_shaping="num-turns").reward == pytest.approx(-1.1)
 
 
 def test_reward_overlong_penalty():
@@ -225,7 +235,7 @@ def test_reward_overlong_penalty():
         r = reward("\\boxed{7}", response_tokens=tokens)
         assert r.overlong_penalty == pytest.approx(pen) and r.reward == pytest.approx(1 + pen)
         assert r.correct  # accuracy is untouched
-    r = reward("\\boxed{8}", num_turns=4, response_tokens=19968)
+    r = reward("\\boxed{8}", num_turns=4, response_tokens=19968, tool_shaping="num-turns")
     assert (r.shaped, r.reward) == (pytest.approx(-0.9), pytest.approx(-1.4))
     assert reward("\\boxed{7}", response_tokens=20480, overlong=False).reward == 1.0
     r = reward("\\boxed{7}", response_tokens=150, max_response_tokens=200, overlong_buffer=100)
@@ -233,7 +243,7 @@ def test_reward_overlong_penalty():
 
 
 def test_reward_grader_and_custom_values():
-    assert reward("\\boxed{033}", "33").reward == -1.0
+    assert reward("\\boxed{033}", "33", tool_shaping="off").reward == -1.0
     assert reward("\\boxed{033}", "33", grader="math-verify").reward == 1.0
     r = reward("\\boxed{8}", correct_reward=1.0, incorrect_reward=0.0)
     assert r.reward == 0.0  # the shaping only touches negative rewards
@@ -266,7 +276,9 @@ def test_training_rewards_batch_matches_single_calls():
         ("mega-science", "3.5", "math"),
         ("LiveCodeBench_v6", "{}", "code"),
         ("skywork_or1_code", "{}", "code"),
-        ("lcb_v6", "{}", "code"),
+        ("lcb_v6", "{}", "math"),  # the released rule: 'code' in data_source, nothing else
+        ("train-code-leetcode-Easy", "{}", "code"),
+        ("gpqa_diamond", "\\boxed{C}", "mcq"),
         (None, "1", "math"),
     ],
 )
@@ -278,11 +290,20 @@ def test_compute_score():
     out = compute_score("AIME2025", PAD + "\\boxed{33}", "33", {"num_turns": 4})
     assert out == {"score": 1.0, "acc": True, "pred": "33"}
     out = compute_score("AIME2025", PAD + "\\boxed{033}", "33", {"num_turns": 4})
+    assert (out["score"], out["acc"], out["pred"]) == (pytest.approx(-1.1), False, "033")  # released
+    out = compute_score(
+        "AIME2025", PAD + "\\boxed{033}", "33", {"num_turns": 4}, tool_shaping="num-turns"
+    )
     assert (out["score"], out["acc"], out["pred"]) == (pytest.approx(-0.9), False, "033")
+    # a GPQA ground truth given boxed is graded against its letter
+    out = compute_score("gpqa_diamond", PAD + "\\boxed{B}", "\\boxed{B}", {})
+    assert out == {"score": 1.0, "acc": True, "pred": "B"}
     out = compute_score("AIME2025", "\\boxed{033}", "33", {"num_turns": 4}, grader="math-verify")
     assert out["acc"] is True
     out = compute_score("gpqa_diamond", "The answer is (B).", "B", {}, grader="math-verify")
     assert out == {"score": 1.0, "acc": True, "pred": "B"}
-    # no num_turns: no shaping (not the released -1.1); unknown verl kwargs are ignored
-    out = compute_score("AIME2025", "no box", "33", None, reward_router_address=None)
+    # "num-turns" without num_turns: no shaping; unknown verl kwargs are ignored
+    out = compute_score(
+        "AIME2025", "no box", "33", None, reward_router_address=None, tool_shaping="num-turns"
+    )
     assert out == {"score": -1.0, "acc": False, "pred": ""}

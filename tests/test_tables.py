@@ -57,14 +57,14 @@ REFERENCE_TABLE1 = """
 0.6b vanilla 7.71 12.81 13.24 14.89 12.16
 0.6b sft 5.67 5.42 15.20 9.61 8.97
 0.6b grpo 4.06 4.90 20.38 15.95 11.32
-0.6b opd 16.82 22.95 17.76 22.65 20.04
+0.6b opd-gated 16.82 22.95 17.76 22.65 20.04
 0.6b opsd-gt 12.63 17.04 17.32 16.73 15.93
 0.6b opsd-hint 9.77 14.12 15.98 12.65 13.13
 0.6b sod 20.84 26.13 22.19 27.72 24.22
 1.7b vanilla 9.90 8.96 26.80 22.73 17.10
 1.7b sft 26.77 22.40 29.85 24.63 25.91
 1.7b grpo 25.63 21.67 33.55 20.70 25.39
-1.7b opd 43.86 37.04 31.73 32.45 36.27
+1.7b opd-gated 43.86 37.04 31.73 32.45 36.27
 1.7b opsd-gt 33.85 24.69 35.02 22.73 29.07
 1.7b opsd-hint 34.42 21.43 33.46 23.12 28.11
 1.7b sod 50.83 41.72 38.72 40.63 42.98
@@ -94,7 +94,7 @@ def test_paper_table1_matches_reference_every_row():
         (("table2", "1.7b", "no-stepwise-opd", "lcb"), 20.70, 0.87),
         (("table5", "1.7b", "naive-opd", "lcb"), 29.81, 0.74),
         (("table5", "1.7b", "no-grpo", "average"), 40.78, None),
-        (("table4", "0.6b", "opd", "step_time_s"), 1090.5, None),
+        (("table4", "0.6b", "opd-gated", "step_time_s"), 1090.5, None),
         (("table4", "1.7b", "sod", "peak_mem_gb"), 88.7, None),
         (("table4", "1.7b", "grpo", "total_h"), 32.7, None),
         (("table4", "0.6b", "sod", "steps"), 120, None),
@@ -161,7 +161,7 @@ def test_runs_are_placed_by_config_and_broken_ones_skipped(runs):
     store = load_runs(runs)
     assert sorted((r.experiment, r.run_id) for r in store.runs) == [
         ("table1/grpo-0.6b", "run-1"),
-        ("table1/opd-1.7b", "run-1"),
+        ("table1/opd-gated-1.7b", "run-1"),
         ("table1/sod-1.7b", "run-1"),
         ("table1/sod-1.7b", "run-2"),
     ]
@@ -178,7 +178,7 @@ TABLE5_MARKDOWN = """\
 | Params | Method | AIME24 (ours) | paper | Δ | AIME25 (ours) | paper | Δ | GPQA (ours) | paper | Δ | LCB (ours) | paper | Δ | Average (ours) | paper | Δ |
 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 | 1.7B | naive OPD | — | 40.54 ± 1.05 | — | — | 35.83 ± 1.11 | — | — | 28.96 ± 0.58 | — | — | 29.81 ± 0.74 | — | — | 33.79 | — |
-|  | OPD | 44.00 ± 1.00 | 43.86 ± 1.23 | +0.14 | — | 37.04 ± 1.31 | — | — | 31.73 ± 0.55 | — | — | 32.45 ± 0.93 | — | — | 36.27 | — |
+|  | OPD | — | 43.86 ± 1.23 | — | — | 37.04 ± 1.31 | — | — | 31.73 ± 0.55 | — | — | 32.45 ± 0.93 | — | — | 36.27 | — |
 |  | SOD (w/o GRPO) | 48.00 ± 1.00 | 48.87 ± 0.93 | -0.87 | — | 39.73 ± 1.02 | — | 36.00 ± 1.00 | 35.89 ± 0.62 | +0.11 | — | 38.62 ± 0.71 | — | — | 40.78 | — |
 |  | SOD | 50.00 ± 1.00 | 50.83 ± 1.15 | -0.83 | 40.00 ± 1.00 | 41.72 ± 1.24 | -1.72 | 38.00 ± 1.00 | 38.72 ± 0.73 | -0.72 | 41.00 ± 1.00 | 40.63 ± 0.91 | +0.37 | 42.25 ± 0.50 | 42.98 | -0.73 |
 
@@ -226,10 +226,10 @@ def test_table1_cells(results):
     assert teacher.ours.mean == 66.0 and teacher.paper.value == 67.60
     assert teacher.diff == pytest.approx(66.0 - 67.60)
     # a partial row: present where it exists, missing elsewhere, no Average
-    assert table.cell("0.6B", "opd", "aime24").ours.mean == 20.0
-    assert table.cell("0.6B", "opd", "aime25").ours is None
-    assert table.cell("0.6B", "opd", "average").ours is None
-    assert table.cell("0.6B", "opd", "average").paper.value == 20.04
+    assert table.cell("0.6B", "opd-gated", "aime24").ours.mean == 20.0
+    assert table.cell("0.6B", "opd-gated", "aime25").ours is None
+    assert table.cell("0.6B", "opd-gated", "average").ours is None
+    assert table.cell("0.6B", "opd-gated", "average").paper.value == 20.04
     # a full row: the Average and its combined stderr; the 14B-teacher run is left out
     sod = table.cell("1.7B", "sod", "average")
     assert sod.ours.mean == pytest.approx(sum(SOD.values()) / 4)
@@ -261,7 +261,7 @@ def test_difference_sign_and_csv_numbers(results):
     assert float(sod["aime24_diff"]) == pytest.approx(-0.83)
     assert float(sod["lcb_diff"]) == pytest.approx(0.37)
     assert sod["average_paper_pm"] == ""
-    assert rows["0.6B/opd"]["aime25"] == "" and rows["0.6B/opd"]["average"] == ""
+    assert rows["0.6B/opd-gated"]["aime25"] == "" and rows["0.6B/opd-gated"]["average"] == ""
     assert rows["0.6B/vanilla"]["aime24"] == "" and rows["0.6B/vanilla"]["aime24_paper"] == "7.71"
 
 
@@ -318,8 +318,8 @@ def test_table4_from_runs(results, runs):
     grpo = table.cell("0.6B", "grpo", "step_time_s").ours
     assert (grpo.mean, grpo.err, grpo.n) == (8.0, None, 1)
     assert table.cell("0.6B", "grpo", "steps").ours.mean == 10
-    assert table.cell("0.6B", "opd", "step_time_s").ours is None
-    assert table.cell("0.6B", "opd", "step_time_s").paper.value == 1090.5
+    assert table.cell("0.6B", "opd-gated", "step_time_s").ours is None
+    assert table.cell("0.6B", "opd-gated", "step_time_s").paper.value == 1090.5
     assert "12.0 ± 2.8 (n=2) | 1105.4 | -1093.4" in render(table, "markdown")
 
 

@@ -26,6 +26,7 @@ from sodctl.core.shaping import overlong_penalty, tool_turn_shaping
 from sodctl.core.sod import (
     NO_ERROR,
     StepDivergence,
+    gated_step_weights,
     heuristic_step_weights,
     mask_after_wrong_step_weights,
     sod_step_weights,
@@ -62,6 +63,7 @@ __all__ = [
     "compute_advantages",
     "divergence_metrics",
     "find_steps",
+    "gated_step_weights",
     "group_advantages",
     "group_ids_for",
     "heuristic_step_weights",

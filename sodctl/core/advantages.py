@@ -20,6 +20,7 @@ from sodctl.core.opd import opd_advantages
 from sodctl.core.patterns import classify_step_patterns, pattern_fractions
 from sodctl.core.sod import (
     StepDivergence,
+    gated_step_weights,
     heuristic_step_weights,
     mask_after_wrong_step_weights,
     sod_step_weights,
@@ -28,7 +29,7 @@ from sodctl.core.sod import (
 )
 from sodctl.core.steps import broadcast_steps, find_steps, last_step_values
 
-Weighting = Literal["none", "uniform", "sod", "heuristic", "mask-after-wrong"]
+Weighting = Literal["none", "uniform", "sod", "heuristic", "mask-after-wrong", "gated"]
 OpdForm = Literal["advantage", "loss"]
 
 
@@ -45,6 +46,9 @@ class AdvantageSpec:
     heuristic_gamma: float = 0.9
     opd_coef: float = 1.0
     opd_form: OpdForm = "advantage"
+    gate_beta_min: float = 0.0  # weighting "gated" (the released gated OPD)
+    gate_beta_max: float = 0.1
+    gate_gamma: float = 1.0
     grpo_eps: float = 1e-6
     pattern_low: float = 0.5
     pattern_high: float = 0.8
@@ -54,6 +58,8 @@ class AdvantageSpec:
             raise ValueError("an advantage needs the GRPO term, the OPD term, or both")
         if self.opd == (self.weighting == "none"):
             raise ValueError(f"weighting {self.weighting!r} does not fit opd={self.opd}")
+        if self.weighting == "gated" and not self.grpo:
+            raise ValueError("the gated weighting is a function of the GRPO advantage: it needs grpo")
 
 
 @dataclass
@@ -74,9 +80,21 @@ class AdvantageOutput:
 
 
 def _step_weights(
-    spec: AdvantageSpec, div: StepDivergence, first_error_step_B: Tensor | None
+    spec: AdvantageSpec,
+    div: StepDivergence,
+    first_error_step_B: Tensor | None,
+    grpo_B: Tensor | None,
 ) -> Tensor:
     mask_BS = div.step_mask_BS
+    if spec.weighting == "gated":
+        assert grpo_B is not None  # AdvantageSpec requires grpo
+        return gated_step_weights(
+            mask_BS,
+            grpo_B,
+            beta_min=spec.gate_beta_min,
+            beta_max=spec.gate_beta_max,
+            gamma=spec.gate_gamma,
+        )
     if spec.weighting == "sod":
         return sod_step_weights(
             div.d_BS, mask_BS, eps=spec.eps, delta=spec.delta, clip=spec.clip_weights
@@ -148,7 +166,7 @@ def compute_advantages(
         return AdvantageOutput(adv_BT, w_BT)
     steps = find_steps(mask_BT)
     div = step_divergence(old_log_probs, teacher_log_probs, mask_BT, steps=steps)
-    w_BS = _step_weights(spec, div, first_error_step_B)
+    w_BS = _step_weights(spec, div, first_error_step_B, grpo_B)
     w_BT = broadcast_steps(w_BS, steps)
     adv_BT = _fold_opd(spec, w_BT, old_log_probs, teacher_log_probs, mask_BT, grpo_B)
 

@@ -52,8 +52,13 @@ def ppo_clipped_loss(
     clip_high: float = 0.28,
     dual_clip: float | None = 3.0,
     agg: LossAgg = "token-mean",
+    log_ratio_clamp: float | None = 20.0,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped policy-gradient loss and detached diagnostics.
+
+    ``log_ratio_clamp`` bounds log(pi_theta / pi_old) to [-c, c] before the exponential,
+    as verl does (c = 20; None: no bound); it only matters where the ratio would be
+    astronomically far outside the clip range.
 
     ``advantages`` is (B, T) or (B,) (broadcast over tokens). Returns ``(loss, stats)``
     where stats holds ``clipfrac`` (fraction of tokens where the clip was active),
@@ -64,6 +69,8 @@ def ppo_clipped_loss(
     adv_BT = advantages if advantages.dim() == 2 else advantages[:, None].expand_as(log_probs)
     adv_BT = adv_BT.detach().to(log_probs.dtype)
     log_ratio_BT = log_probs - old_log_probs.detach().to(log_probs.dtype)
+    if log_ratio_clamp is not None:
+        log_ratio_BT = log_ratio_BT.clamp(-log_ratio_clamp, log_ratio_clamp)
     ratio_BT = torch.exp(log_ratio_BT)
     unclipped_BT = -adv_BT * ratio_BT
     clipped_BT = -adv_BT * ratio_BT.clamp(1.0 - clip_low, 1.0 + clip_high)

@@ -1,8 +1,9 @@
 """Reward shaping rules of the paper's training reward (REFERENCE §5), as tensor functions.
 
 * Tool-use shaping of wrong answers: ``min(-0.6, score + 0.1 * (num_turns - 2) / 2)``.
-  The released run never passed ``num_turns`` to its reward, so every wrong answer
-  scored -1.1 there; sodctl applies the rule with the real number of turns.
+  The released run never passed ``num_turns`` to its reward (it read 0), so every wrong
+  answer scored -1.1 there: ``RELEASED_NUM_TURNS`` reproduces that (the default), the
+  real number of turns is the option.
 * DAPO overlong penalty: ``min(0, -(L - (L_max - buffer)) / buffer)`` added to the reward,
   where L counts every response token (tool tokens included). It leaves accuracy alone.
 """
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+RELEASED_NUM_TURNS = 0  # what the released reward read for num_turns: -1 -> min(-0.6, -1.1)
 
 
 def tool_turn_shaping(scores_B: Tensor, correct_B: Tensor, num_turns_B: Tensor) -> Tensor:

@@ -99,6 +99,29 @@ def uniform_step_weights(step_mask_BS: Tensor) -> Tensor:
     return step_mask_BS.float()
 
 
+def gated_step_weights(
+    step_mask_BS: Tensor,
+    grpo_advantages_B: Tensor,
+    *,
+    beta_min: float = 0.0,
+    beta_max: float = 0.1,
+    gamma: float = 1.0,
+) -> Tensor:
+    """The released sigmoid-gated OPD (method ``opd-gated``): every step of trajectory b
+    weighted beta_b = beta_min + (beta_max - beta_min) * sigmoid(-gamma * A_GRPO_b) ->
+    (B, S) float32.
+
+    Trajectories the outcome reward already favours (A_GRPO > 0) lean less on the
+    teacher, the others more; at A_GRPO = 0 (a group with equal rewards) beta is the
+    midpoint. The released defaults (``run_*_opd.sh``): 0, 0.1, 1.
+    """
+    if beta_max < beta_min:
+        raise ValueError(f"beta_max ({beta_max}) must not be below beta_min ({beta_min})")
+    a_B = grpo_advantages_B.detach().float().to(step_mask_BS.device)
+    beta_B = beta_min + (beta_max - beta_min) * torch.sigmoid(-gamma * a_B)
+    return beta_B[:, None] * step_mask_BS.float()
+
+
 def _steps_after_error(step_mask_BS: Tensor, first_error_step_B: Tensor) -> Tensor:
     """k - k_err for steps after the first erroneous call's step, 0 elsewhere -> (B, S) float32."""
     S = step_mask_BS.shape[1]

@@ -28,7 +28,7 @@ from sodctl.eval.metrics import summarize_outcomes
 from sodctl.results.schema import GRADERS, EvalRecord
 from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
 from sodctl.rollout.engine import SamplingParams
-from sodctl.tools.code_interpreter import CODE_INTERPRETER_SCHEMA
+from sodctl.tools.code_interpreter import tool_schema
 
 
 @dataclass(frozen=True)
@@ -278,9 +278,8 @@ def evaluate_bench(
     existing = records_file.load()
     done = {(r["problem_id"], r["sample"]) for r in existing}
     units = [(p, s) for p in problems for s in range(k) if (p.id, s) not in done]
-    prompt_ids = {
-        p.id: chat_prompt_ids(tokenizer, p.messages(), [CODE_INTERPRETER_SCHEMA]) for p in problems
-    }
+    schema = getattr(tool, "schema", None) or tool_schema("released")
+    prompt_ids = {p.id: chat_prompt_ids(tokenizer, p.messages(), [schema]) for p in problems}
     task = (
         progress.add_task(bench, total=len(problems) * k, completed=len(problems) * k - len(units))
         if progress
@@ -335,6 +334,23 @@ def evaluate_bench(
     return BenchResult(bench, summary, records_file.path, summary_path, new)
 
 
+def config_grader(cfg):
+    """``sodctl.rewards.grade`` with the code-test rules of the config's ``reward`` section:
+    evaluation grades code exactly as the training reward does."""
+    import functools
+
+    from sodctl.rewards import grade
+
+    r = cfg.reward
+    return functools.partial(
+        grade,
+        compare=str(r.code_compare),
+        unescape=r.code_unescape,
+        code_timeout_s=r.code_timeout_s,
+        memory_mb=r.code_memory_mb,
+    )
+
+
 def make_engine(cfg, model_path: str):
     """The generation engine the config asks for (``rollout.engine``), loaded from ``model_path``."""
     if cfg.rollout.engine == "vllm":
@@ -384,17 +400,15 @@ def run_eval(
     tokenizer = engine.tokenizer
     tool = tool or CodeInterpreter.from_config(cfg.tool, fault_seed=cfg.seed)
     if grade_fn is None:
-        from sodctl.rewards import grade as grade_fn
+        grade_fn = config_grader(cfg)
     params = SamplingParams(
         max_new_tokens=ev.max_response_tokens,
         temperature=ev.temperature,
         top_p=ev.top_p,
         top_k=ev.top_k,
     )
-    loop = AgentLoopConfig(
-        max_turns=ev.max_turns,
-        max_response_tokens=ev.max_response_tokens,
-        on_invalid_call=cfg.tool.on_invalid_call,
+    loop = AgentLoopConfig.from_config(
+        cfg, max_turns=ev.max_turns, max_response_tokens=ev.max_response_tokens
     )
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run = run_metadata(cfg)

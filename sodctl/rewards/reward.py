@@ -10,8 +10,9 @@
 2. Tool-turn shaping, ``min(-0.6, r + 0.1 * (num_turns - 2) / 2)``, applied where the
    outcome reward is negative: the released condition (``score < 0``). For math and mcq
    that is every wrong answer; for code only the answers without a runnable program
-   (fractions are never negative). It uses the real ``num_turns`` (the released run never
-   passed it and so gave every wrong answer -1.1).
+   (fractions are never negative). ``tool_shaping="released"`` (the default) uses
+   ``num_turns = 0``, what the released reward read (verl never passed it), so every
+   negative reward becomes -1.1; ``"num-turns"`` uses the real ``num_turns``; ``"off"``.
    ``num_turns`` counts as verl does: the user prompt, every assistant turn and every round
    of tool observations (``user_turns + assistant_turns + 1``); a trajectory that made k
    tool calls, one per turn, and then answered has ``2k + 2`` turns, so the shaping adds
@@ -31,8 +32,8 @@ from typing import Literal
 
 import torch
 
+from sodctl.core.shaping import RELEASED_NUM_TURNS, tool_turn_shaping
 from sodctl.core.shaping import overlong_penalty as overlong_penalty_B
-from sodctl.core.shaping import tool_turn_shaping
 from sodctl.rewards.code import Compare
 from sodctl.rewards.grading import GroundTruth, grade_many
 from sodctl.rewards.mcq import DEFAULT_LETTERS
@@ -40,6 +41,8 @@ from sodctl.rewards.result import Grader, GradeResult, Kind
 from sodctl.tools.executors import Executor
 
 CodeReward = Literal["fraction", "binary"]
+ToolShaping = Literal["released", "num-turns", "off"]
+TOOL_SHAPINGS: tuple[str, ...] = ("released", "num-turns", "off")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def training_rewards(
     response_tokens: Sequence[int],
     max_response_tokens: int = 20480,
     overlong_buffer: int = 1024,
-    tool_shaping: bool = True,
+    tool_shaping: ToolShaping = "released",
     overlong: bool = True,
     grader: Grader = "strict",
     correct_reward: float = 1.0,
@@ -98,7 +101,10 @@ def training_rewards(
     code_reward: CodeReward = "fraction",
     executor: Executor | None = None,
     timeout_s: float | None = None,
-    compare: Compare = "lcb",
+    compare: Compare = "released",
+    unescape: bool = False,
+    code_timeout_s: float | None = None,
+    memory_mb: int | None = None,
     letters: str = DEFAULT_LETTERS,
 ) -> list[RewardResult]:
     """The training reward of a batch (code tests of the whole batch run together)."""
@@ -107,7 +113,10 @@ def training_rewards(
         raise ValueError(
             f"{n} responses, {len(num_turns)} num_turns, {len(response_tokens)} response_tokens"
         )
+    if tool_shaping not in TOOL_SHAPINGS:
+        raise ValueError(f"unknown tool_shaping {tool_shaping!r}; choose one of {TOOL_SHAPINGS}")
     kinds = [kind] * n if isinstance(kind, str) else list(kind)
+    code_limits = {k: v for k, v in (("memory_mb", memory_mb), ("code_timeout_s", code_timeout_s)) if v is not None}
     grades = grade_many(
         responses,
         ground_truths,
@@ -116,7 +125,9 @@ def training_rewards(
         executor=executor,
         timeout_s=timeout_s,
         compare=compare,
+        unescape=unescape,
         letters=letters,
+        **code_limits,
     )
     base_B = torch.tensor(
         [
@@ -132,8 +143,9 @@ def training_rewards(
         dtype=torch.float32,
     )
     shaped_B = base_B
-    if tool_shaping:
-        turns_B = torch.tensor(list(num_turns), dtype=torch.float32)
+    if tool_shaping != "off":
+        turns = [RELEASED_NUM_TURNS] * n if tool_shaping == "released" else list(num_turns)
+        turns_B = torch.tensor(turns, dtype=torch.float32)
         shaped_B = tool_turn_shaping(base_B, base_B >= 0, turns_B)
     penalty_B = torch.zeros_like(base_B)
     if overlong:
@@ -162,7 +174,7 @@ def training_reward(
     response_tokens: int,
     max_response_tokens: int = 20480,
     overlong_buffer: int = 1024,
-    tool_shaping: bool = True,
+    tool_shaping: ToolShaping = "released",
     overlong: bool = True,
     grader: Grader = "strict",
     correct_reward: float = 1.0,
@@ -170,7 +182,9 @@ def training_reward(
     code_reward: CodeReward = "fraction",
     executor: Executor | None = None,
     timeout_s: float | None = None,
-    compare: Compare = "lcb",
+    compare: Compare = "released",
+    unescape: bool = False,
+    memory_mb: int | None = None,
     letters: str = DEFAULT_LETTERS,
 ) -> RewardResult:
     """The training reward of one response (see the module docstring)."""
@@ -191,5 +205,7 @@ def training_reward(
         executor=executor,
         timeout_s=timeout_s,
         compare=compare,
+        unescape=unescape,
+        memory_mb=memory_mb,
         letters=letters,
     )[0]

@@ -2,28 +2,33 @@
 
 Point verl at it with ``reward.custom_reward_function.path=pkg://sodctl.rewards.verl_compat``
 and ``name=compute_score``; options go in ``custom_reward_function.reward_kwargs``:
-``grader`` (strict | math-verify), ``tool_shaping``, ``correct_reward``,
-``incorrect_reward``, ``code_reward``, ``timeout_s``, ``compare``, ``letters``, and
-``sandbox_url`` (code tests on SandboxFusion instead of the local pool). Other keyword
-arguments verl adds are ignored (logged once).
+``grader`` (strict | math-verify), ``tool_shaping`` (released | num-turns | off),
+``correct_reward``, ``incorrect_reward``, ``code_reward``, ``timeout_s``, ``compare``
+(released | lcb), ``unescape``, ``memory_mb``, ``letters``, and ``sandbox_url`` (code
+tests on SandboxFusion instead of the local pool). Other keyword arguments verl adds are
+ignored (logged once).
 
 It returns ``{"score": reward, "acc": correct, "pred": prediction or ""}``: the reward
-with the tool-turn shaping (``num_turns`` from ``extra_info["num_turns"]``, which verl's
-agent loop fills; when it is missing the shaping is skipped, not computed from 0 as the
-released run did). The DAPO overlong penalty is left to verl's ``dapo`` reward manager
-(``reward_model.overlong_buffer``), which adds it to this score.
+with the tool-turn shaping. ``tool_shaping="released"`` (the default) reproduces the
+released run, whose reward never received ``num_turns`` (every negative score -> -1.1);
+``"num-turns"`` reads ``extra_info["num_turns"]`` (verl's agent loop fills it; when it
+is missing the shaping is skipped, with one warning). The DAPO overlong penalty is left
+to verl's ``dapo`` reward manager (``reward_model.overlong_buffer``), which adds it to
+this score.
 
-Kind from ``data_source`` (lower-cased):
+Kind from ``data_source`` (lower-cased), as the released reward routed it:
 
-- contains ``code`` or starts with ``lcb`` -> code (the released rule was ``'code' in
-  data_source``: ``LiveCodeBench_v6``, Skywork-OR1 code, ``leetcode2k``);
+- contains ``code`` -> code (``LiveCodeBench_v6``, ``train-code-taco-*``,
+  ``train-code-leetcode-*``);
 - contains ``gpqa``, ``science``, ``mcq`` or ``choice`` and the ground truth is a single
-  option letter (A-D, or ``letters``) -> mcq;
+  option letter (A-D, or ``letters``; ``\boxed{B}`` counts as ``B``) -> mcq;
 - anything else (AIME, DAPO-Math, Skywork math, MegaScience with a non-letter answer) ->
   math.
 
 Under the strict grader mcq and math are graded alike (boxed exact match), as in the
-released code; the split matters for math-verify.
+released code; the split matters for math-verify. An mcq ground truth written
+``\boxed{B}`` is graded against ``B`` (the released grader compared the box's content
+with the ground truth as written, so such a row could never be right).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sodctl.rewards.mcq import DEFAULT_LETTERS
+from sodctl.rewards.mcq import DEFAULT_LETTERS, option_letter
 from sodctl.rewards.result import Kind
 from sodctl.rewards.reward import training_reward
 from sodctl.tools.executors import get_executor
@@ -48,6 +53,8 @@ _OPTIONS = {
     "code_reward",
     "timeout_s",
     "compare",
+    "unescape",
+    "memory_mb",
     "letters",
     "sandbox_url",
 }
@@ -60,10 +67,10 @@ def kind_for_source(
 ) -> Kind:
     """The kind of problem a verl row holds (rules in the module docstring)."""
     ds = (data_source or "").lower()
-    if "code" in ds or ds.startswith("lcb"):
+    if "code" in ds:
         return "code"
     if any(h in ds for h in _MCQ_HINTS) and isinstance(ground_truth, str):
-        gt = ground_truth.strip().upper()
+        gt = option_letter(ground_truth)
         if len(gt) == 1 and gt in letters.upper():
             return "mcq"
     return "math"
@@ -110,17 +117,19 @@ def compute_score(
     kind = kind_for_source(data_source, ground_truth, letters)
     if kind == "code":
         ground_truth = _with_fn_name(ground_truth, extra_info)
+    elif kind == "mcq":
+        ground_truth = option_letter(str(ground_truth))
     elif not isinstance(ground_truth, str):
         ground_truth = str(ground_truth)
     num_turns = extra_info.get("num_turns")
-    tool_shaping = bool(options.pop("tool_shaping", True))
-    if tool_shaping and num_turns is None:
+    tool_shaping = str(options.pop("tool_shaping", "released"))
+    if tool_shaping == "num-turns" and num_turns is None:
         _warn_once(
             "num_turns",
             "extra_info has no num_turns: the tool-turn shaping is skipped "
             "(verl's agent loop provides it; the released run lacked it and gave -1.1)",
         )
-        tool_shaping = False
+        tool_shaping = "off"
     executor = get_executor("sandbox-fusion", sandbox_url=sandbox_url) if sandbox_url else None
     result = training_reward(
         solution_str,

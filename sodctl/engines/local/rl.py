@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from sodctl.config.schema import rl_max_steps
 from sodctl.core import (
     PATTERN_NAMES,
     AdvantageSpec,
@@ -38,7 +39,6 @@ from sodctl.core import (
     opd_reinforce_loss,
     ppo_clipped_loss,
 )
-from sodctl.config.schema import rl_max_steps
 from sodctl.engines.local.run import (
     MetricsLogger,
     RunDir,
@@ -49,6 +49,8 @@ from sodctl.engines.local.run import (
 )
 from sodctl.errors import SodctlUsageError
 from sodctl.methods import MethodSpec
+from sodctl.rewards.mcq import option_letter
+from sodctl.rewards.verl_compat import kind_for_source
 from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
 from sodctl.rollout.engine import SamplingParams
 from sodctl.rollout.hf_engine import HFEngine
@@ -102,9 +104,12 @@ def load_rl_problems(cfg: DictConfig) -> list[RLProblem]:
         rm = json.loads(rm) if isinstance(rm, str) else rm
         extra = row.get("extra_info") or {}
         extra = json.loads(extra) if isinstance(extra, str) else extra
-        ability = str(row.get("ability") or "math")
-        kind = extra.get("kind") or {"code": "code", "science": "mcq"}.get(ability, "math")
         gt = rm["ground_truth"]
+        # the released reward routes by data_source ('code' in it -> code); the tiny world
+        # names the kind in extra_info
+        kind = extra.get("kind") or kind_for_source(str(row.get("data_source") or ""), gt)
+        if kind == "mcq":
+            gt = option_letter(str(gt))
         out.append(
             RLProblem(
                 messages=[{"role": m["role"], "content": m["content"]} for m in row["prompt"]],
@@ -180,18 +185,38 @@ def response_log_probs(
     return lp_BT, ent_BT
 
 
+def reward_options(cfg: DictConfig) -> dict[str, Any]:
+    """The ``training_rewards`` keywords of a config's ``reward`` section."""
+    r = cfg.reward
+    return {
+        "overlong_buffer": r.overlong_buffer,
+        "tool_shaping": str(r.tool_shaping),
+        "overlong": r.overlong_penalty,
+        "grader": str(r.grader),
+        "correct_reward": r.correct,
+        "incorrect_reward": r.incorrect,
+        "compare": str(r.code_compare),
+        "unescape": r.code_unescape,
+        "code_timeout_s": r.code_timeout_s,
+        "memory_mb": r.code_memory_mb,
+    }
+
+
 def advantage_spec(cfg: DictConfig, method: MethodSpec) -> AdvantageSpec:
     s = cfg.sod
     return AdvantageSpec(
         grpo=method.grpo,
         opd=method.opd,
-        weighting=method.weighting,
+        weighting=str(method.weighting),
         clip_weights=method.clip_weights,
         eps=s.eps,
         delta=s.delta,
         heuristic_gamma=s.heuristic_gamma,
         opd_coef=s.opd_coef,
-        opd_form=s.opd_form,
+        opd_form=str(s.opd_form),
+        gate_beta_min=s.gate_beta_min,
+        gate_beta_max=s.gate_beta_max,
+        gate_gamma=s.gate_gamma,
         pattern_low=s.pattern_low,
         pattern_high=s.pattern_high,
     )
@@ -256,8 +281,6 @@ def train_rl(
     """Run (or resume) an RL / distillation experiment; returns the final model directory."""
     from sodctl.progress import progress_bar
     from sodctl.rewards import training_rewards, verl_num_turns
-    from sodctl.tools.code_interpreter import CODE_INTERPRETER_SCHEMA
-
     seed_everything(cfg.seed)
     device = resolve_device(cfg.engine.device)
     problems = load_rl_problems(cfg)  # inputs first: bad ones must not leave a run directory behind
@@ -294,7 +317,7 @@ def train_rl(
                 if which == "student"
                 else privileged_messages(problems[i], which)
             )
-            prompt_cache[(i, which)] = chat_prompt_ids(tr.tok, msgs, [CODE_INTERPRETER_SCHEMA])
+            prompt_cache[(i, which)] = chat_prompt_ids(tr.tok, msgs, [tr.tool.schema])
         return prompt_cache[(i, which)]
 
     with progress_bar("[bold]train", disable=not progress) as bar:
@@ -318,10 +341,8 @@ def train_rl(
                 top_k=ro.top_k,
                 seed=cfg.seed * 1_000_003 + step,
             )
-            loop = AgentLoopConfig(
-                max_turns=ro.max_turns,
-                max_response_tokens=cfg.data.max_response_tokens,
-                on_invalid_call=cfg.tool.on_invalid_call,
+            loop = AgentLoopConfig.from_config(
+                cfg, max_turns=ro.max_turns, max_response_tokens=cfg.data.max_response_tokens
             )
             trajs = run_agent_loop(tr.engine, tr.tok, tr.tool, prompts, params, loop)
             t_gen = time.perf_counter() - t0
@@ -329,9 +350,7 @@ def train_rl(
             rewards = training_rewards(
                 [x.text for x in trajs], [problems[i].ground_truth for i in idx], kind=[problems[i].kind for i in idx],
                 num_turns=[verl_num_turns(x.num_turns, _tool_rounds(x)) for x in trajs], response_tokens=[len(x.response_ids) for x in trajs],
-                max_response_tokens=cfg.data.max_response_tokens, overlong_buffer=cfg.reward.overlong_buffer,
-                tool_shaping=cfg.reward.tool_shaping, overlong=cfg.reward.overlong_penalty, grader=cfg.reward.grader,
-                correct_reward=cfg.reward.correct, incorrect_reward=cfg.reward.incorrect,
+                max_response_tokens=cfg.data.max_response_tokens, **reward_options(cfg),
             )  # fmt: skip
             r_B = torch.tensor([r.reward for r in rewards], dtype=torch.float32, device=device)
             # 3. old and teacher log-probs of the sampled tokens
@@ -413,7 +432,8 @@ def _ppo_updates(
                 clip_low=t.clip_low,
                 clip_high=t.clip_high,
                 dual_clip=t.dual_clip,
-                agg=t.loss_agg,
+                agg=str(t.loss_agg),
+                log_ratio_clamp=t.log_ratio_clamp,
             )
             parts = {"train/pg_loss": float(loss.detach())}
             if cfg.sod.opd_form == "loss" and adv.token_weights_BT is not None:
