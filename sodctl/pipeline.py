@@ -26,7 +26,6 @@ from rich.table import Table
 
 from sodctl.commands.common import load, option_overrides
 from sodctl.config import final_model_dir, method_spec, run_root
-from sodctl.data.loaders import load_benchmark
 
 
 @dataclass
@@ -63,7 +62,7 @@ def _has_checkpoint(cfg: DictConfig) -> bool:
 def eval_done(cfg: DictConfig, label, model_path: str | None = None) -> bool:
     """Every benchmark of the config has a summary over complete records, none of them
     older than the model (``model_path``, when a local directory)."""
-    from sodctl.eval.runner import model_saved_at, stale_outputs
+    from sodctl.eval.runner import load_eval_problems, model_saved_at, stale_outputs
 
     out = label.directory(cfg.eval.results_dir)
     saved_at = model_saved_at(model_path) if model_path else None
@@ -72,15 +71,11 @@ def eval_done(cfg: DictConfig, label, model_path: str | None = None) -> bool:
         if not summary.exists() or stale_outputs(out, bench, saved_at):
             return False
         s = json.loads(summary.read_text())
-        n = len(
-            load_benchmark(
-                bench,
-                data_dir=cfg.eval.data_dir,
-                limit=cfg.eval.limit,
-                prompts_file=cfg.data.prompts_file,
-            )
-        )
-        if s.get("n_records") != n * cfg.eval.k or s.get("k") != cfg.eval.k:
+        n = len(load_eval_problems(cfg, bench))
+        kept = s.get("n_problems", 0)
+        if kept + s.get("n_filtered", 0) != n or s.get("k") != cfg.eval.k:
+            return False
+        if s.get("n_records") != kept * cfg.eval.k:
             return False
     return True
 

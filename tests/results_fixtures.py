@@ -49,6 +49,8 @@ def bench_summary(
         label={"preset": preset, "model": model, "method": method, "seed": str(seed)},
         k=k,
         n_problems=30,
+        n_filtered=0,
+        filtered_ids=[],
         n_records=30 * k,
         graders={"strict": grader_summary(avg, stderr), "math-verify": grader_summary(mv, stderr)},
         mean_turns=3.0,

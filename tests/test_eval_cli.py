@@ -66,3 +66,29 @@ def test_same_seed_same_samples(ckpt, tmp_path):
         return [json.loads(line)["response"] for line in path.read_text().splitlines()]
 
     assert run(tmp_path / "a") == run(tmp_path / "b")
+
+
+def test_prompts_over_the_limit_are_left_out_counted_and_named(ckpt, tmp_path, capsys):
+    # B4: the released evaluation dropped problems whose prompt exceeded MAX_PROMPT_LENGTH
+    from eval_fixtures import write_eval_release
+    from transformers import AutoTokenizer
+
+    from sodctl.data.loaders import load_benchmark
+    from sodctl.data.prompting import prompt_length
+
+    root = write_eval_release(tmp_path / "eval")
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    problems = load_benchmark("aime24", data_dir=str(root), prompts_file="tiny_prompts.yaml")
+    short, long_ = sorted(prompt_length(tok, p.messages()) for p in problems)
+    assert short < long_
+    results = tmp_path / "results"
+    args = [
+        "eval", "--bench", "aime24", "--k", "2", "--model", str(ckpt), "--preset", "tiny",
+        f"eval.data_dir={root}", "eval.max_response_tokens=32", f"eval.results_dir={results}",
+        f"eval.max_prompt_tokens={short}",  # a prompt of exactly the limit is kept
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert "1 of 2 problems have a prompt over" in capsys.readouterr().out
+    summary = json.loads((results / "tiny" / "tiny" / "external" / "aime24.json").read_text())
+    assert (summary["n_problems"], summary["n_filtered"], summary["n_records"]) == (1, 1, 2)
+    assert summary["filtered_ids"] == ["2024-I-2"]

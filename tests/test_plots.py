@@ -68,7 +68,7 @@ def test_patterns_are_the_moving_average_of_the_raw_fractions(figures):
     raw = [float(r["stable_raw"]) for r in rows]
     assert [float(r["stable"]) for r in rows] == pytest.approx(moving_average(raw, 9))
     assert {r["method"] for r in _csv(figures["patterns-paper"])} == {
-        "opd",
+        "opd-gated",
         "sod",
     }  # grpo logs none
 

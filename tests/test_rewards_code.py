@@ -233,8 +233,9 @@ def test_one_batch_for_all_tests_and_executor_failures():
 def test_code_training_reward_and_compute_score(ex):
     def reward(response, turns=4):
         r = training_reward(
-            response, ADD, kind="code", num_turns=turns, response_tokens=10, executor=ex
-        )
+            response, ADD, kind="code", num_turns=turns, response_tokens=10, executor=ex,
+            tool_shaping="num-turns",
+        )  # fmt: skip
         return r.reward
 
     assert reward(RIGHT) == 1.0
@@ -243,9 +244,14 @@ def test_code_training_reward_and_compute_score(ex):
     assert reward("no code") == pytest.approx(-0.9)  # -1, then the tool-turn shaping
     assert reward(block("def f(:")) == pytest.approx(-0.9)
     binary = training_reward(
-        HALF, ADD, kind="code", num_turns=4, response_tokens=10, executor=ex, code_reward="binary"
-    )
+        HALF, ADD, kind="code", num_turns=4, response_tokens=10, executor=ex, code_reward="binary",
+        tool_shaping="num-turns",
+    )  # fmt: skip
     assert binary.reward == pytest.approx(-0.9) and binary.score == pytest.approx(2 / 3)
+    # the released shaping: no code at all is -1.1 whatever the turns
+    assert training_reward(
+        "no code", ADD, kind="code", num_turns=8, response_tokens=10, executor=ex
+    ).reward == pytest.approx(-1.1)
     # verl: LiveCodeBench rows carry their tests (already decoded) and maybe the function name
     listed = [{"input": "[1, 2, 3]\n2", "output": "[3, 4, 5]", "testtype": "functional"}]
     plain = block("def addAll(nums, k):\n    return [x + k for x in nums]")

@@ -7,6 +7,7 @@ import inspect
 import json
 
 import pytest
+from test_rewards_code import _FakeExecutor
 
 from sodctl.rewards import compute_score, grade, grade_many, outcome_reward, parse_tests
 from sodctl.rewards.code import (
@@ -59,23 +60,6 @@ def ex():
     return get_executor("local")
 
 
-class _Recorder:
-    """A fake executor: records each ``execute_many`` call, answers with one fixed result."""
-
-    def __init__(self, result: ExecResult) -> None:
-        self.result, self.batches = result, []
-
-    def execute(self, code, **kw):  # pragma: no cover - the graders use execute_many
-        raise AssertionError("graders batch through execute_many")
-
-    def execute_many(self, codes, **kw):
-        self.batches.append((list(codes), kw))
-        return [self.result] * len(codes)
-
-    def close(self):
-        pass
-
-
 # --- comparison default and limits -------------------------------------------------------------
 
 
@@ -108,7 +92,7 @@ def test_released_compare_is_exact_but_for_trailing_newlines(ex):
 
 @pytest.mark.unit
 def test_default_limits_reach_the_executor():
-    fake = _Recorder(ExecResult("ok"))
+    fake = _FakeExecutor(ExecResult("ok"))
     stdin_spec = {"inputs": ["1\n"], "outputs": ["1\n"]}
     grade_many([block("print(1)")] * 2, [stdin_spec, TWO_SUM], kind="code", executor=fake)
     assert len(fake.batches) == 1 and len(fake.batches[0][0]) == 1 + 3  # one batch, all tests
@@ -199,7 +183,7 @@ def test_leetcode_spec_variants_and_data_errors():
     ]:
         with pytest.raises(ValueError, match=match):
             parse_tests(bad)
-    fake = _Recorder(ExecResult("ok"))
+    fake = _FakeExecutor(ExecResult("ok"))
     with pytest.raises(ValueError, match="ground truth 1 of the batch: .*no assert line"):
         grade_many(
             [block(RIGHT)] * 2,
@@ -266,13 +250,13 @@ def test_leetcode_exit_status_is_the_verdict(ex):
 
 @pytest.mark.unit
 def test_leetcode_programs_join_the_batch_and_failures_are_reported():
-    fake = _Recorder(ExecResult("error", stderr="Traceback ...\nAssertionError", exit_code=1))
+    fake = _FakeExecutor(ExecResult("error", stderr="Traceback ...\nAssertionError", exit_code=1))
     rs = grade_many([block(RIGHT)], [TWO_SUM], kind="code", executor=fake)
     programs = fake.batches[0][0]
     assert programs == [assert_test_program(RIGHT, c) for c in parse_tests(TWO_SUM)]
     assert "@@sodctl-verdict" not in programs[0]  # no harness: the exit status decides
     assert rs[0].detail.startswith("0/3 tests passed; test 1: failed: AssertionError; test 2")
-    fake = _Recorder(ExecResult("memory"))
+    fake = _FakeExecutor(ExecResult("memory"))
     assert (
         "memory limit exceeded" in grade(block(RIGHT), TWO_SUM, kind="code", executor=fake).detail
     )

@@ -101,3 +101,43 @@ def test_a_finished_stage_is_not_run_again(paths, tmp_path):
     train_rl(cfg, METHODS["grpo"], progress=False)
     with pytest.raises(SodctlUsageError, match="already finished"):
         train_rl(cfg, METHODS["grpo"], progress=False)
+
+
+def test_rl_rows_are_wrapped_as_released_and_long_prompts_dropped_and_counted(paths, tmp_path):
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from sodctl.data.loaders import load_prompts
+    from sodctl.engines.local.rl import filter_overlong, load_rl_problems
+
+    # a mixed file whose first row is DAPO: the released loader gives *every* row the
+    # units suffix only (one branch per file), code rows included
+    rows = [
+        {"data_source": "math_dapo", "prompt": [{"role": "user", "content": "1+1?"}],
+         "reward_model": {"ground_truth": "2"}, "extra_info": {"index": 0}},
+        {"data_source": "train-code-taco-easy", "prompt": [{"role": "user", "content": "Sum stdin." * 30}],
+         "reward_model": {"ground_truth": '{"inputs": ["1 2\\n"], "outputs": ["3\\n"]}'}, "extra_info": {"index": 0}},
+        {"data_source": "gpqa_diamond", "prompt": [{"role": "user", "content": "Pick."}],
+         "reward_model": {"ground_truth": "\\boxed{C}"}, "extra_info": {"index": 0}},
+    ]  # fmt: skip
+    path = tmp_path / "mixed.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    cfg = rl_config(tmp_path, {**paths, "rl": str(path)}, "grpo", "data.prompt_wrapping=released")
+    data = load_rl_problems(cfg)
+    units = load_prompts(cfg.data.prompts_file)["units_note"]
+    assert data.wrapping == {"units": 3}
+    assert [p.messages[0]["content"] for p in data.problems] == [
+        r["prompt"][0]["content"] + units for r in rows
+    ]
+    # routing by data_source as the released reward: 'code' -> code; a boxed letter -> letter
+    assert [p.kind for p in data.problems] == ["math", "code", "mcq"]
+    assert data.problems[2].ground_truth == "C"
+    per_source = rl_config(tmp_path, {**paths, "rl": str(path)}, "grpo", "data.prompt_wrapping=per-source")
+    assert load_rl_problems(per_source).wrapping == {"units": 1, "skywork": 1, "gpqa": 1}
+    # the filter: the long code prompt goes, and the count is kept for the run's data.json
+    tok = AutoTokenizer.from_pretrained(paths["student"])
+    kept = filter_overlong(data, tok, 64)
+    assert len(kept.problems) == 2 and kept.dropped == [1]
+    assert kept.report()["filtered_overlong_prompts"] == 1 and kept.report()["rows"] == 3
+    with pytest.raises(Exception, match="every prompt is longer"):
+        filter_overlong(data, tok, 1)

@@ -236,7 +236,7 @@ def test_opsd_teacher_is_the_student_under_the_privileged_prompt(
     def prompt_ids(msgs):
         return tuple(chat_prompt_ids(tok, msgs, [CODE_INTERPRETER_SCHEMA]))
 
-    problem_of = {prompt_ids(p.messages): p for p in rl.load_rl_problems(cfg)}
+    problem_of = {prompt_ids(p.messages): p for p in rl.load_rl_problems(cfg).problems}
     priv = [prompt_ids(rl.privileged_messages(problem_of[tuple(p)], which)) for p in prompts]
     assert getattr(problem_of[tuple(prompts[0])], which) in tok.decode(priv[0])
     responses = [t.response_ids for t in trajs]

@@ -135,7 +135,9 @@ def test_data_tiny_refuses_the_paper_preset_and_limit(capsys):
 @pytest.mark.parametrize("bench", BENCHES)
 def test_eval_benches_load_through_the_real_loader(world, bench):
     out, _ = world
-    problems = load_benchmark(bench, data_dir=str(out / "eval"), prompts_file=PROMPTS)
+    problems = load_benchmark(
+        bench, data_dir=str(out / "eval"), prompts_file=PROMPTS, lcb_examples="public"
+    )
     assert len(problems) == 4
     for p in problems:
         assert "Use the tool" in p.prompt or "with the tool" in p.prompt
@@ -174,7 +176,12 @@ def test_rl_prompts_and_ground_truths_are_what_evaluation_shows(world):
     prompts = load_prompts(PROMPTS)
     drawn = draw_problems(0, SMOKE_COUNTS)["eval"]
     for family in FAMILIES:
-        loaded = load_benchmark(BENCH_OF[family], data_dir=str(out / "eval"), prompts_file=PROMPTS)
+        loaded = load_benchmark(
+            BENCH_OF[family],
+            data_dir=str(out / "eval"),
+            prompts_file=PROMPTS,
+            lcb_examples="public",
+        )
         rows = rl_rows(drawn[family], prompts)
         assert [r["prompt"][0]["content"] for r in rows] == [p.prompt for p in loaded]
         assert [r["reward_model"]["ground_truth"] for r in rows] == [p.ground_truth for p in loaded]
@@ -265,18 +272,25 @@ def test_an_agent_replaying_the_expert_produces_the_sft_sequences_token_for_toke
     def script(prompt: str, turn: int) -> str:
         return next(v[turn] for k, v in turns.items() if k in prompt)
 
-    trajs = run_agent_loop(
-        ScriptedEngine(tok, script),
-        tok,
-        _smoke_tool(),
-        [chat_prompt_ids(tok, c[:1], [CODE_INTERPRETER_SCHEMA]) for c in convs],
-        SamplingParams(max_new_tokens=512),
-        AgentLoopConfig(max_turns=4, max_response_tokens=512),
-    )
-    for c, t in zip(convs, trajs):
+    def replay(layout: str):
+        return run_agent_loop(
+            ScriptedEngine(tok, script),
+            tok,
+            _smoke_tool(),
+            [chat_prompt_ids(tok, c[:1], [CODE_INTERPRETER_SCHEMA]) for c in convs],
+            SamplingParams(max_new_tokens=512),
+            AgentLoopConfig(max_turns=4, max_response_tokens=512, turn_layout=layout),
+        )
+
+    # the chat-template layout reproduces the SFT sequences exactly; verl's (the released
+    # protocol, the default) differs only by the newline after each tool-calling turn
+    for c, t, v in zip(convs, replay("chat-template"), replay("verl")):
         text = tok.apply_chat_template(c, tools=[CODE_INTERPRETER_SCHEMA], tokenize=False)
-        assert t.stop_reason == "answer"
+        assert t.stop_reason == "answer" == v.stop_reason
         assert tok.decode(t.prompt_ids + t.response_ids) == text.rstrip("\n")
+        closed = "</tool_call><|im_end|>"
+        verl_text = text.rstrip("\n").replace(f"{closed}\n", closed)
+        assert tok.decode(v.prompt_ids + v.response_ids) == verl_text
 
 
 def test_the_tiny_preset_gets_15_percent_recoveries():
@@ -300,7 +314,9 @@ def test_splits_are_disjoint(world):
     eval_prompts = {
         p.prompt
         for b in BENCHES
-        for p in load_benchmark(b, data_dir=str(out / "eval"), prompts_file=PROMPTS)
+        for p in load_benchmark(
+            b, data_dir=str(out / "eval"), prompts_file=PROMPTS, lcb_examples="public"
+        )
     }
     rl = {row[0]["content"] for row in pd.read_parquet(out / "rl.parquet").prompt}
     sft = {m[0]["content"] for m in pd.read_parquet(out / "sft.parquet").messages}
@@ -409,6 +425,6 @@ def test_presets_point_at_the_world(preset):
 
 def test_a_packaged_prompts_file_resolves_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert load_prompts(PROMPTS)["version"] == "tiny-1"
+    assert load_prompts(PROMPTS)["version"] == "tiny-2"
     with pytest.raises(SodctlUsageError, match="does not exist"):
         load_prompts("no-such-prompts.yaml")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
 RELEASED_NUM_TURNS = 0  # what the released reward read for num_turns: -1 -> min(-0.6, -1.1)
 
 

@@ -3,9 +3,9 @@
 A benchmark's rows come from a local file (``path``: the parquet itself, or a
 directory holding the release's relative file path), from a local copy of the
 whole eval repository (``data_dir``), or from the Hugging Face hub. Every
-problem carries the chat prompt built from ``prompts.yaml`` and the ground truth
-the graders take (the answer, the option letter, or the JSON tests spec of a
-code problem).
+problem carries the chat prompt composed from the pieces of ``prompts.yaml`` as the
+released prompts were (``sodctl.data.prompting``) and the ground truth the graders
+take (the answer, the option letter, or the JSON tests spec of a code problem).
 
 Other benchmarks (the tiny task suite) register themselves with
 ``register_benchmark``; everything downstream treats them alike.
@@ -14,6 +14,7 @@ Other benchmarks (the tiny task suite) register themselves with
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,9 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from sodctl.data.benchmarks import BENCHMARKS, BenchKind, BenchmarkSpec
+from sodctl.data.prompting import (
+    LCB_EXAMPLES_MODES,
+    check_templates,
+    compose_code,
+    compose_math,
+    compose_science,
+    json_cell,
+    lcb_examples_text,
+    normalise_letter,
+)
 from sodctl.errors import SodctlUsageError
 
 PROMPTS_FILE = Path(__file__).with_name("prompts.yaml")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,18 +72,22 @@ def prompts_path(path: str | None = None) -> Path:
 
 @lru_cache(maxsize=4)
 def load_prompts(path: str | None = None) -> dict[str, str]:
-    """The prompt templates (``prompts.yaml``, or a user's copy; see ``prompts_path``)."""
+    """The prompt pieces (``prompts.yaml``, or a user's copy; see ``prompts_path``); a
+    one-line error names the pieces a file lacks or one that does not format."""
     from omegaconf import OmegaConf
 
     file = prompts_path(path)
     raw = OmegaConf.to_container(OmegaConf.load(file))
-    missing = {"math", "science_mcq", "code", "code_example"} - set(raw)
-    if missing:
-        raise SodctlUsageError(f"prompts file {file} lacks the templates {sorted(missing)}")
-    return {k: str(v) for k, v in raw.items()}
+    if not isinstance(raw, dict):
+        raise SodctlUsageError(f"prompts file {file} is not a mapping of templates")
+    templates = {str(k): "" if v is None else str(v) for k, v in raw.items()}
+    check_templates(templates, file)
+    return templates
 
 
-RowMapper = Callable[[dict[str, Any], int, dict[str, str]], Problem]
+# mapper(row, index, prompts, *, lcb_examples="released") -> Problem; the keyword is for the
+# LiveCodeBench mapper (see load_benchmark), the others take and ignore it.
+RowMapper = Callable[..., Problem]
 Loader = Callable[..., list[Problem]]
 _CUSTOM_LOADERS: dict[str, Loader] = {}
 
@@ -89,14 +105,12 @@ def _cell(row: dict[str, Any], column: str, bench: str) -> Any:
     return value
 
 
-def _json_cell(value: Any) -> Any:
-    """A JSON-encoded cell (the LCB release stores dicts as strings) or the value itself."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+def _missing(value: Any) -> bool:
+    """An empty cell: None, NaN or NA (how parquet hands back a missing string), or ""."""
+    try:
+        return value is None or bool(value != value) or not value
+    except (TypeError, ValueError):  # pd.NA has no truth value
+        return True
 
 
 def _answer(value: Any) -> str:
@@ -106,47 +120,59 @@ def _answer(value: Any) -> str:
 
 
 def _aime(problem_col: str, answer_col: str) -> RowMapper:
-    def mapper(row: dict[str, Any], i: int, prompts: dict[str, str]) -> Problem:
+    def mapper(row: dict[str, Any], i: int, prompts: dict[str, str], **_: Any) -> Problem:
         bench = row["__bench__"]
         text = str(_cell(row, problem_col, bench))
         return Problem(
             bench,
             str(row.get("ID") or row.get("id") or i),
             "math",
-            prompts["math"].format(problem=text),
+            compose_math(prompts, text),
             _answer(_cell(row, answer_col, bench)),
         )
 
     return mapper
 
 
-def _gpqa(row: dict[str, Any], i: int, prompts: dict[str, str]) -> Problem:
+def _gpqa(row: dict[str, Any], i: int, prompts: dict[str, str], **_: Any) -> Problem:
     bench = row["__bench__"]
-    letter = _answer(_cell(row, "solution", bench)).upper()
-    domain = str(row.get("domain") or "science")
-    prompt = prompts["science_mcq"].format(problem=str(_cell(row, "problem", bench)), domain=domain)
+    solution = _cell(row, "solution", bench)
+    try:
+        letter = normalise_letter(_answer(solution))
+    except ValueError:
+        raise SodctlUsageError(
+            f"benchmark {bench!r}: row {i}'s solution {solution!r} is not an option letter "
+            "(B or \\boxed{B})"
+        ) from None
+    domain = "science" if _missing(row.get("domain")) else str(row["domain"])
+    prompt = compose_science(prompts, str(_cell(row, "problem", bench)), domain)
     return Problem(bench, str(row.get("id") or i), "mcq", prompt, letter, {"domain": domain})
 
 
-def _lcb(row: dict[str, Any], i: int, prompts: dict[str, str]) -> Problem:
+def _lcb(
+    row: dict[str, Any], i: int, prompts: dict[str, str], *, lcb_examples: str = "released"
+) -> Problem:
+    """A LiveCodeBench row; ``lcb_examples``: the prompt's examples (``load_benchmark``)."""
     bench = row["__bench__"]
-    reward_model = _json_cell(_cell(row, "reward_model", bench))
-    extra = _json_cell(row.get("extra_info") or {}) or {}
+    reward_model = json_cell(_cell(row, "reward_model", bench))
+    extra = json_cell(row.get("extra_info") or {}) or {}
     tests = reward_model.get("ground_truth") if isinstance(reward_model, dict) else reward_model
-    tests = _json_cell(tests)
+    tests = json_cell(tests)
     if tests in (None, "", [], {}):
         raise SodctlUsageError(
             f"benchmark {bench!r}: row {i} has no tests in reward_model.ground_truth"
         )
-    examples = ""
-    public = extra.get("public_tests") if isinstance(extra, dict) else None
-    if isinstance(public, list):
-        examples = "\n".join(
-            prompts["code_example"].format(input=t.get("input", ""), output=t.get("output", ""))
-            for t in public
-            if isinstance(t, dict)
-        )
-    prompt = prompts["code"].format(problem=str(_cell(row, "problem", bench)), examples=examples)
+    public = json_cell(extra.get("public_tests")) if isinstance(extra, dict) else None
+    if isinstance(public, (str, bytes, dict)):
+        public = None
+    try:
+        examples = lcb_examples_text(prompts, lcb_examples, tests, public)
+    except ValueError as e:
+        raise SodctlUsageError(
+            f"benchmark {bench!r}: row {i}: lcb_examples=released lists the ground truth's "
+            f"tests, but {e}; use lcb_examples=public or none"
+        ) from None
+    prompt = compose_code(prompts, str(_cell(row, "problem", bench)), examples)
     pid = (
         str(extra.get("question_id") or extra.get("index") or i)
         if isinstance(extra, dict)
@@ -237,11 +263,24 @@ def load_benchmark(
     data_dir: str | None = None,
     limit: int | None = None,
     prompts_file: str | None = None,
+    lcb_examples: str = "released",
 ) -> list[Problem]:
-    """Load a benchmark's problems (the first ``limit`` of them when given)."""
+    """Load a benchmark's problems (the first ``limit`` of them when given).
+
+    ``lcb_examples`` (``eval.lcb_examples``), the examples of a LiveCodeBench prompt:
+    ``"released"``: one block listing every test of ``reward_model.ground_truth``, as the
+    released prompt did (the grading tests themselves where the data holds hidden ones;
+    one warning is logged per load); ``"public"``: ``extra_info.public_tests``, one
+    ``code_example`` each; ``"none"``: no examples.
+    """
     if name not in BENCHMARKS:
         raise SodctlUsageError(
             f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}"
+        )
+    lcb_examples = str(lcb_examples)
+    if lcb_examples not in LCB_EXAMPLES_MODES:
+        raise SodctlUsageError(
+            f"lcb_examples={lcb_examples!r} is not one of {', '.join(LCB_EXAMPLES_MODES)}"
         )
     if name == "tiny-arith" and name not in _CUSTOM_LOADERS:
         from sodctl.data.tiny import load_tiny_arith
@@ -270,4 +309,14 @@ def load_benchmark(
     prompts = load_prompts(prompts_file)
     mapper = ROW_MAPPERS[name]
     rows = frame.to_dict(orient="records")
-    return [mapper({**row, "__bench__": name}, i, prompts) for i, row in enumerate(rows)]
+    problems = [
+        mapper({**row, "__bench__": name}, i, prompts, lcb_examples=lcb_examples)
+        for i, row in enumerate(rows)
+    ]
+    if name == "lcb" and lcb_examples == "released" and problems:
+        log.warning(
+            "benchmark 'lcb': each prompt lists every test of reward_model.ground_truth, as "
+            "the released prompt did: these may be the grading tests themselves; "
+            "eval.lcb_examples=public shows only extra_info.public_tests"
+        )
+    return problems

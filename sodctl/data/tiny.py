@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 
 from sodctl.data.loaders import Problem, load_prompts
+from sodctl.data.prompting import compose_math
 
 TINY_ARITH_SIZE = 30
 TINY_ARITH_SEED = 20260507
@@ -41,7 +42,7 @@ def load_tiny_arith(
             "tiny-arith",
             str(i),
             "math",
-            prompts["math"].format(problem=r["problem"]),
+            compose_math(prompts, r["problem"]),
             str(r["answer"]),
         )
         for i, r in enumerate(rows)

@@ -24,6 +24,7 @@ from typing import Any
 
 from sodctl.data.benchmarks import BENCHMARKS
 from sodctl.data.loaders import Problem, load_benchmark, load_prompts
+from sodctl.data.prompting import filter_long_prompts
 from sodctl.eval.metrics import summarize_outcomes
 from sodctl.results.schema import GRADERS, EvalRecord
 from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
@@ -171,8 +172,10 @@ def summarize(
     config: dict,
     run: dict,
     wall_time_s: float,
+    filtered: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The BenchSummary of a benchmark's records."""
+    """The BenchSummary of a benchmark's records; ``filtered`` names the problems left out
+    for a prompt over ``eval.max_prompt_tokens``."""
     by_problem: dict[str, list[dict[str, Any]]] = {p.id: [] for p in problems}
     for r in records:
         if r["problem_id"] in by_problem:
@@ -199,6 +202,8 @@ def summarize(
         "label": label.as_dict(),
         "k": k,
         "n_problems": len(problems),
+        "n_filtered": len(filtered),
+        "filtered_ids": list(filtered),
         "n_records": len(flat),
         "graders": per_grader,
         "mean_turns": sum(r["num_turns"] for r in flat) / n,
@@ -271,6 +276,7 @@ def evaluate_bench(
     run: dict,
     batch_size: int = 64,
     progress=None,
+    filtered: Sequence[str] = (),
 ) -> BenchResult:
     """Roll out, grade and record every missing (problem, sample) of one benchmark, then summarise."""
     t0 = time.monotonic()
@@ -328,10 +334,23 @@ def evaluate_bench(
         config=config,
         run=run,
         wall_time_s=time.monotonic() - t0,
+        filtered=filtered,
     )
     summary_path = out_dir / f"{bench}.json"
     write_json_atomic(summary_path, summary)
     return BenchResult(bench, summary, records_file.path, summary_path, new)
+
+
+def load_eval_problems(cfg, bench: str) -> list[Problem]:
+    """A benchmark's problems as the config asks (data dir, limit, prompts, LCB examples)."""
+    ev = cfg.eval
+    return load_benchmark(
+        bench,
+        data_dir=ev.data_dir,
+        limit=ev.limit,
+        prompts_file=cfg.data.prompts_file,
+        lcb_examples=str(ev.lcb_examples),
+    )
 
 
 def config_grader(cfg):
@@ -390,14 +409,20 @@ def run_eval(
     from sodctl.tools.code_interpreter import CodeInterpreter
 
     ev = cfg.eval
-    benches = {
-        b: load_benchmark(
-            b, data_dir=ev.data_dir, limit=ev.limit, prompts_file=cfg.data.prompts_file
-        )
-        for b in ev.benches
-    }
+    loaded = {b: load_eval_problems(cfg, b) for b in ev.benches}
     engine = engine or make_engine(cfg, model_path)
     tokenizer = engine.tokenizer
+    benches, left_out = {}, {}
+    for b, problems in loaded.items():
+        benches[b], dropped = filter_long_prompts(
+            tokenizer, problems, ev.max_prompt_tokens, lambda p: p.messages()
+        )
+        left_out[b] = [p.id for p in dropped]
+        if dropped and console is not None:
+            console.print(
+                f"{b}: {len(dropped)} of {len(problems)} problems have a prompt over "
+                f"eval.max_prompt_tokens={ev.max_prompt_tokens} and are left out (the released filter)"
+            )
     tool = tool or CodeInterpreter.from_config(cfg.tool, fault_seed=cfg.seed)
     if grade_fn is None:
         grade_fn = config_grader(cfg)
@@ -446,6 +471,7 @@ def run_eval(
                     run=run,
                     batch_size=ev.batch_size,
                     progress=progress,
+                    filtered=left_out[bench],
                 )
             )
     return results

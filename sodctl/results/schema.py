@@ -75,7 +75,9 @@ class BenchSummary(TypedDict):
     model: str  # what was evaluated (path or hub id)
     label: dict[str, str]  # preset, model (size label), method, seed: where it sits in the tables
     k: int
-    n_problems: int
+    n_problems: int  # evaluated (after the prompt-length filter)
+    n_filtered: int  # left out: prompt over eval.max_prompt_tokens (the released filter)
+    filtered_ids: list[str]
     n_records: int
     graders: dict[str, GraderSummary]
     mean_turns: float

@@ -33,14 +33,17 @@ DEFAULT_LETTERS = "ABCD"
 _WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|textit|mathit)\s*\{([^{}]*)\}")
 
 
+_BOXED_LETTER = re.compile(r"^\$?\s*\\boxed\s*\{\s*([A-Za-z])\s*\}\s*\$?$")
+
+
 def option_letter(ground_truth: str) -> str:
-    """An option-letter ground truth as the graders compare it: ``"B"``, ``" b "`` and
-    ``"\\boxed{B}"`` all give ``"B"``; anything else comes back stripped, unchanged."""
+    """An option-letter ground truth as the graders compare it: ``"B"``, ``" b "``,
+    ``"\\boxed{B}"`` and ``"$\\boxed{ B }$"`` all give ``"B"``; anything else comes back
+    stripped, unchanged."""
     gt = ground_truth.strip()
-    if gt.startswith("\\boxed{"):
-        inner = matched_box(gt, 0)
-        if inner is not None and len(gt) == len(inner) + len("\\boxed{}"):
-            gt = inner.strip()
+    boxed = _BOXED_LETTER.match(gt)
+    if boxed:
+        gt = boxed.group(1)
     return gt.upper() if len(gt) == 1 and gt.isalpha() else gt
 
 

@@ -256,4 +256,5 @@ def as_benchmark_problem(p: TinyProblem, prompts: dict[str, str], index: int = 0
     """What the real loader makes of the problem's eval row: the prompt and ground truth
     evaluation shows, so training rows carry the very same text."""
     bench = BENCH_OF[p.family]
-    return ROW_MAPPERS[bench]({**eval_row(p, index), "__bench__": bench}, index, prompts)
+    row = {**eval_row(p, index), "__bench__": bench}
+    return ROW_MAPPERS[bench](row, index, prompts, lcb_examples="public")  # its one public test

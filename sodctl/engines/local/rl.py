@@ -21,10 +21,11 @@ Nothing branches on a method's name: only on its switches.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,36 @@ class RLProblem:
     hint: str = ""
 
 
-def load_rl_problems(cfg: DictConfig) -> list[RLProblem]:
-    """The RL corpus (verl schema, REFERENCE §9) as problems."""
+@dataclass
+class RLData:
+    """The RL problems a run trains on, and what loading did to the file's rows."""
+
+    problems: list[RLProblem]
+    path: str
+    rows: int  # in the file (after data.limit)
+    wrapping: dict[str, int]  # prompt-wrapping branch -> rows (sodctl.data.prompting)
+    dropped: list[int] = field(default_factory=list)  # rows over data.max_prompt_tokens
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "kept": len(self.problems),
+            "prompt_wrapping": self.wrapping,
+            "filtered_overlong_prompts": len(self.dropped),
+            "filtered_rows": self.dropped[:100],
+        }
+
+
+def load_rl_problems(cfg: DictConfig) -> RLData:
+    """The RL corpus (verl schema, REFERENCE §9) as problems, prompts wrapped as
+    ``data.prompt_wrapping`` says (the released loader's wrapping by default)."""
     import json
 
     import pandas as pd
+
+    from sodctl.data.loaders import load_prompts
+    from sodctl.data.prompting import wrap_rl_rows
 
     path = cfg.data.rl_path
     if path is None:
@@ -98,8 +124,11 @@ def load_rl_problems(cfg: DictConfig) -> list[RLProblem]:
         raise SodctlUsageError(f"RL data {path} lacks column(s) {sorted(missing)}")
     if cfg.data.limit is not None:
         frame = frame.head(cfg.data.limit)
+    rows, wrapping = wrap_rl_rows(
+        frame.to_dict(orient="records"), load_prompts(cfg.data.prompts_file), cfg.data.prompt_wrapping
+    )
     out = []
-    for row in frame.to_dict(orient="records"):
+    for row in rows:
         rm = row["reward_model"]
         rm = json.loads(rm) if isinstance(rm, str) else rm
         extra = row.get("extra_info") or {}
@@ -119,7 +148,22 @@ def load_rl_problems(cfg: DictConfig) -> list[RLProblem]:
                 hint=str(extra.get("hint") or ""),
             )
         )
-    return out
+    return RLData(out, str(path), len(rows), wrapping)
+
+
+def filter_overlong(data: RLData, tokenizer, limit: int) -> RLData:
+    """Drop (and count) the problems whose chat prompt is longer than ``limit`` tokens: the
+    released ``data.filter_overlong_prompts`` (template without the tool schema)."""
+    from sodctl.data.prompting import filter_long_prompts
+
+    indexed = list(enumerate(data.problems))
+    kept, dropped = filter_long_prompts(tokenizer, indexed, limit, lambda ip: ip[1].messages)
+    if not kept:
+        raise SodctlUsageError(
+            f"RL data {data.path}: every prompt is longer than data.max_prompt_tokens={limit}; "
+            "raise it or check the data"
+        )
+    return RLData([p for _, p in kept], data.path, data.rows, data.wrapping, [i for i, _ in dropped])
 
 
 def privileged_messages(problem: RLProblem, privileged: str) -> list[dict[str, str]]:
@@ -283,9 +327,12 @@ def train_rl(
     from sodctl.rewards import training_rewards, verl_num_turns
     seed_everything(cfg.seed)
     device = resolve_device(cfg.engine.device)
-    problems = load_rl_problems(cfg)  # inputs first: bad ones must not leave a run directory behind
+    data = load_rl_problems(cfg)  # inputs first: bad ones must not leave a run directory behind
     tr = RLTrainer(cfg, method, device)
+    data = filter_overlong(data, tr.tok, cfg.data.max_prompt_tokens)
+    problems = data.problems
     run = RunDir(cfg, resume=resume)
+    (run.path / "data.json").write_text(json.dumps(data.report(), indent=2))
     t, ro = cfg.train, cfg.rollout
     P = t.train_batch_prompts
     steps_per_epoch = max(1, len(problems) // P)
