@@ -53,8 +53,9 @@ from sodctl.data.tinyworld.problems import (
 )
 from sodctl.errors import SodctlUsageError
 
-# Bump when any generated file changes for the same seed (2: BPE tokenizer, copy-heavy pretraining).
-TINYWORLD_VERSION = "2"
+# Bump when any generated file changes for the same seed (2: BPE tokenizer, copy-heavy pretraining;
+# 3: the released protocol: observation texts, prompt pieces, the tool schema text).
+TINYWORLD_VERSION = "3"
 TINY_PROMPTS_FILE = "tiny_prompts.yaml"
 RECOVERY_FRACTION = 0.15
 TWO_CALLS_FRACTION = 0.05
