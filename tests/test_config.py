@@ -502,3 +502,16 @@ def test_choices_are_enforced_and_behave_as_strings():
 def test_bad_choices_are_one_line_errors(override, expected):
     message = _usage_error(overrides=[override])
     assert expected in message and "\n" not in message
+
+
+def test_rl_steps_follow_table4_by_student_size_unless_max_steps_is_set():
+    from sodctl.config.schema import rl_max_steps
+
+    # B15: the paper preset trains 120 (0.6B) / 150 (1.7B) steps, Table 4's counts
+    assert rl_max_steps(_load("table1/sod-0.6b", "paper")) == 120
+    assert rl_max_steps(_load("table1/sod-1.7b", "paper")) == 150
+    assert rl_max_steps(_load("teacher/grpo-4b", "paper")) is None  # the teacher: 2 epochs
+    assert rl_max_steps(load_config("table1/sod-1.7b", overrides=["train.max_steps=7"])) == 7
+    assert rl_max_steps(_load("table1/sod-1.7b", "tiny")) == 24  # the tiny preset's own
+    # B14: the paper's SFT learning rate, the released script's default as the option
+    assert _load("table1/sft-1.7b", "paper").sft.lr == 5e-5

@@ -10,6 +10,8 @@ from sodctl.tools.code_interpreter import (
     format_observation,
     is_erroneous,
     prepare_code,
+    released_argument_error,
+    tool_schema,
 )
 from sodctl.tools.executors import Executor, close_executors, execute, get_executor
 from sodctl.tools.local import LocalExecutor
@@ -17,9 +19,12 @@ from sodctl.tools.parsing import (
     InvalidCallPolicy,
     InvalidToolCall,
     ParsedTurn,
+    PlannedCall,
     ToolCall,
+    TurnPlan,
     invalid_call_observation,
     parse_tool_calls,
+    plan_turn,
     render_tool_call,
 )
 from sodctl.tools.result import STATUSES, ExecResult, Status
@@ -35,11 +40,13 @@ __all__ = [
     "InvalidToolCall",
     "LocalExecutor",
     "ParsedTurn",
+    "PlannedCall",
     "PrintMode",
     "SandboxFusionExecutor",
     "Status",
     "ToolCall",
     "ToolOutcome",
+    "TurnPlan",
     "close_executors",
     "execute",
     "extract_code",
@@ -48,6 +55,9 @@ __all__ = [
     "invalid_call_observation",
     "is_erroneous",
     "parse_tool_calls",
+    "plan_turn",
     "prepare_code",
+    "released_argument_error",
     "render_tool_call",
+    "tool_schema",
 ]
