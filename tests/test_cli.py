@@ -370,3 +370,25 @@ def test_python_dash_m_sodctl():
         timeout=60,
     )
     assert proc.returncode == 2 and proc.stderr.startswith("sodctl train: error: No such option")
+
+
+@pytest.mark.parametrize(
+    ("command", "key", "role"),
+    [
+        (("train", "table1/sod-1.7b"), "data.rl_path", "RL data (data.rl_path)"),
+        (("sft", "table1/sft-1.7b"), "data.sft_path", "SFT corpus"),
+    ],
+)
+@pytest.mark.parametrize("content", [b"", b"not parquet at all", None])
+def test_a_data_file_that_is_not_parquet_is_one_line(
+    capsys, tmp_path, monkeypatch, command, key, role, content
+):
+    monkeypatch.chdir(tmp_path)  # the tiny preset's output_dir is relative: runs/tiny
+    path = tmp_path / "data.parquet"
+    if content is not None:
+        path.write_bytes(content)
+    rc, out, err = run(capsys, *command, "--preset", "tiny", f"{key}={path}")
+    message = assert_one_line_error(rc, out, err)
+    assert role in message and str(path) in message
+    assert ("no such file" if content is None else "cannot read") in message
+    assert not (tmp_path / "runs" / "tiny" / "table1").exists()  # no run directory left behind

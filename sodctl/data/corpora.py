@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sodctl.data.files import read_parquet
 from sodctl.data.loaders import _hub_file
 from sodctl.errors import SodctlUsageError
 
@@ -42,22 +43,7 @@ def plain(value: Any) -> Any:
 
 
 def _read(path: Path, columns: list[str], what: str):
-    import pandas as pd
-
-    if not path.is_file():
-        raise SodctlUsageError(f"{what}: no such file {path}")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as e:
-        raise SodctlUsageError(
-            f"{what}: cannot read {path} as parquet ({type(e).__name__}: {e})"
-        ) from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SodctlUsageError(
-            f"{what}: {path} lacks column(s) {missing}; found {list(frame.columns)}"
-        )
-    return frame
+    return read_parquet(path, what=what, columns=columns)
 
 
 def sft_file(cfg: DictConfig) -> Path:

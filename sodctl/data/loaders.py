@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sodctl.data.benchmarks import BENCHMARKS, BenchKind, BenchmarkSpec
+from sodctl.data.files import read_parquet
 from sodctl.data.prompting import (
     LCB_EXAMPLES_MODES,
     check_templates,
@@ -290,20 +291,8 @@ def load_benchmark(
         return _CUSTOM_LOADERS[name](path=path, limit=limit, prompts_file=prompts_file)
     spec = BENCHMARKS[name]
     file = _locate(spec, path, data_dir)
-    import pandas as pd
-
-    try:
-        frame = pd.read_parquet(file)
-    except Exception as e:
-        raise SodctlUsageError(
-            f"benchmark {name!r}: cannot read {file} as parquet ({type(e).__name__}: {e})"
-        ) from None
     required = [c for c in spec.columns if c != "extra_info" and c != "domain"]
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise SodctlUsageError(
-            f"benchmark {name!r}: {file} lacks column(s) {missing}; found {list(frame.columns)}"
-        )
+    frame = read_parquet(file, what=f"benchmark {name!r}", columns=required)
     if limit is not None:
         frame = frame.head(limit)
     prompts = load_prompts(prompts_file)

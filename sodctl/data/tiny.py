@@ -30,9 +30,10 @@ def load_tiny_arith(
     *, path: str | None = None, limit: int | None = None, prompts_file: str | None = None
 ) -> list[Problem]:
     if path is not None:
-        import pandas as pd
+        from sodctl.data.files import read_parquet
 
-        rows = pd.read_parquet(path).to_dict(orient="records")
+        frame = read_parquet(path, what="benchmark 'tiny-arith'", columns=("problem", "answer"))
+        rows = frame.to_dict(orient="records")
     else:
         rows = tiny_arith_rows()
     prompts = load_prompts(prompts_file)

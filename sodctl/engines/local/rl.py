@@ -99,8 +99,7 @@ def load_rl_problems(cfg: DictConfig) -> RLData:
     ``data.prompt_wrapping`` says (the released loader's wrapping by default)."""
     import json
 
-    import pandas as pd
-
+    from sodctl.data.files import read_parquet
     from sodctl.data.loaders import load_prompts
     from sodctl.data.prompting import wrap_rl_rows
 
@@ -114,14 +113,12 @@ def load_rl_problems(cfg: DictConfig) -> RLData:
             what="the RL corpus",
             fix="set data.rl_path to the parquet file",
         )
-    if not Path(path).is_file():
-        raise SodctlUsageError(
-            f"RL data {path} does not exist; build it (sodctl data tiny / sodctl data rl) or set data.rl_path"
-        )
-    frame = pd.read_parquet(path)
-    missing = {"prompt", "reward_model"} - set(frame.columns)
-    if missing:
-        raise SodctlUsageError(f"RL data {path} lacks column(s) {sorted(missing)}")
+    frame = read_parquet(
+        path,
+        what="RL data (data.rl_path)",
+        columns=("prompt", "reward_model"),
+        fix="build it (sodctl data tiny / sodctl data rl) or set data.rl_path",
+    )
     if cfg.data.limit is not None:
         frame = frame.head(cfg.data.limit)
     rows, wrapping = wrap_rl_rows(

@@ -1,0 +1,39 @@
+"""Reading the parquet files every stage takes, with one-line errors.
+
+Every data file sodctl reads (the RL and SFT corpora, the pretraining text, the
+benchmarks) goes through ``read_parquet``: a missing file, a file that is not
+parquet, or one that lacks a column the stage needs is a ``SodctlUsageError``
+naming the file and what to fix, never a pyarrow traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sodctl.errors import SodctlUsageError
+
+
+def read_parquet(path: str | Path, *, what: str, columns: Sequence[str] = (), fix: str = "") -> Any:
+    """``pandas.read_parquet(path)`` checked: ``what`` names the file's role in the error
+    ("RL data", "benchmark 'aime24'"), ``columns`` are required, ``fix`` says how to mend it."""
+    import pandas as pd
+
+    path = Path(path)
+    hint = f"; {fix}" if fix else ""
+    if not path.is_file():
+        raise SodctlUsageError(f"{what}: no such file {path}{hint}")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds; all mean "not parquet"
+        first = (str(e).splitlines() or [""])[0]
+        raise SodctlUsageError(
+            f"{what}: cannot read {path} as parquet ({type(e).__name__}: {first}){hint}"
+        ) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SodctlUsageError(
+            f"{what}: {path} lacks column(s) {missing}; found {list(frame.columns)}{hint}"
+        )
+    return frame
