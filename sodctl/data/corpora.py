@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from sodctl.data.files import read_parquet
+from sodctl.data.files import read_parquet, to_python
 from sodctl.data.loaders import _hub_file
 from sodctl.errors import SodctlUsageError
 
@@ -33,13 +33,7 @@ class Conversation:
 
 def plain(value: Any) -> Any:
     """NumPy arrays -> lists, dicts without their ``None`` entries, recursively."""
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
+    return to_python(value, drop_none=True)
 
 
 def _read(path: Path, columns: list[str], what: str):

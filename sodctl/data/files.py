@@ -8,7 +8,7 @@ naming the file and what to fix, never a pyarrow traceback.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +37,21 @@ def read_parquet(path: str | Path, *, what: str, columns: Sequence[str] = (), fi
             f"{what}: {path} lacks column(s) {missing}; found {list(frame.columns)}{hint}"
         )
     return frame
+
+
+def to_python(value: Any, *, drop_none: bool = False) -> Any:
+    """A parquet cell as plain Python: NumPy arrays and scalars become lists and scalars,
+    recursively (so ``str()`` and ``json.dumps`` see what the data's writer wrote).
+    ``drop_none`` removes the ``None`` entries that parquet struct columns give the keys
+    a row does not have."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, Mapping):
+        return {
+            k: to_python(v, drop_none=drop_none)
+            for k, v in value.items()
+            if not (drop_none and v is None)
+        }
+    if isinstance(value, (list, tuple)):
+        return [to_python(v, drop_none=drop_none) for v in value]
+    return value

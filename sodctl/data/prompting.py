@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from sodctl.data.files import to_python
 from sodctl.errors import SodctlUsageError
 from sodctl.rewards.mcq import option_letter
 
@@ -117,22 +118,10 @@ def compose_code(templates: Templates, problem: str, examples: str = "") -> str:
     return p("code_lead") + problem + examples + p("agent_note") + p("code_io") + p("code_submit")
 
 
-def _plain(value: Any) -> Any:
-    """NumPy arrays and scalars (parquet cells) -> Python lists and scalars, recursively,
-    so that ``str()`` writes what the released code wrote (it had the lists from json.loads)."""
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        value = value.tolist()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def io_lists(tests: Any) -> tuple[list[Any], list[Any]]:
     """The ``inputs`` and ``outputs`` lists of a tests spec (``{"inputs", "outputs"}``, or
     a list of ``{"input", "output"}`` cases); ``ValueError`` for any other shape."""
-    tests = _plain(tests)
+    tests = to_python(tests)
     if isinstance(tests, Mapping) and "inputs" in tests and "outputs" in tests:
         return list(tests["inputs"]), list(tests["outputs"])
     if isinstance(tests, list) and tests and all(isinstance(t, Mapping) for t in tests):
@@ -152,7 +141,7 @@ def public_examples(templates: Templates, public_tests: Iterable[Any] | None) ->
     nothing between them (each piece starts with its own separator)."""
     return "".join(
         piece(templates, "code_example", input=t.get("input", ""), output=t.get("output", ""))
-        for t in ([] if public_tests is None else _plain(list(public_tests)))
+        for t in ([] if public_tests is None else to_python(list(public_tests)))
         if isinstance(t, Mapping)
     )
 
@@ -206,7 +195,7 @@ def released_branch(data_source: str | None) -> str:
 
 
 def _messages(row: Mapping[str, Any], i: int) -> list[dict[str, Any]]:
-    prompt = _plain(row.get("prompt"))
+    prompt = to_python(row.get("prompt"))
     if isinstance(prompt, str):
         prompt = [{"role": "user", "content": prompt}]
     if not (isinstance(prompt, list) and prompt and isinstance(prompt[0], Mapping)):
@@ -231,7 +220,7 @@ def json_cell(value: Any) -> Any:
 
 def _ground_truth(row: Mapping[str, Any]) -> Any:
     decoded = json_cell
-    reward_model = decoded(_plain(row.get("reward_model")))
+    reward_model = decoded(to_python(row.get("reward_model")))
     truth = reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None
     return decoded(truth)
 
@@ -331,7 +320,7 @@ def filter_long_prompts(
     kept: list[T] = []
     dropped: list[T] = []
     for item in items:
-        messages = _plain(list(messages_of(item)))
+        messages = to_python(list(messages_of(item)))
         (kept if prompt_length(tokenizer, messages) <= limit else dropped).append(item)
     return kept, dropped
 

@@ -359,15 +359,9 @@ def config_grader(cfg):
     import functools
 
     from sodctl.rewards import grade
+    from sodctl.rewards.reward import code_test_options
 
-    r = cfg.reward
-    return functools.partial(
-        grade,
-        compare=str(r.code_compare),
-        unescape=r.code_unescape,
-        code_timeout_s=r.code_timeout_s,
-        memory_mb=r.code_memory_mb,
-    )
+    return functools.partial(grade, **code_test_options(cfg.reward))
 
 
 def make_engine(cfg, model_path: str):

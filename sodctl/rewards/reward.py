@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -60,6 +60,17 @@ class RewardResult:
     pred: str | None
     shaped: float
     overlong_penalty: float
+
+
+def code_test_options(reward_cfg: Any) -> dict[str, Any]:
+    """The code-test keywords of ``grade`` / ``training_rewards`` from a config's ``reward``
+    section: training and evaluation grade code by the same rules."""
+    return {
+        "compare": str(reward_cfg.code_compare),
+        "unescape": reward_cfg.code_unescape,
+        "code_timeout_s": reward_cfg.code_timeout_s,
+        "memory_mb": reward_cfg.code_memory_mb,
+    }
 
 
 def verl_num_turns(assistant_turns: int, tool_rounds: int) -> int:

@@ -172,8 +172,11 @@ def observation_ids(
     completion: Completion,
     eos_ids: Sequence[int],
     layout: TurnLayout = "verl",
+    head: Sequence[int] | None = None,
 ) -> list[int]:
-    """Template tokens that close the assistant turn, carry the observations, and open the next turn."""
+    """Template tokens that close the assistant turn, carry the observations, and open the next
+    turn. ``head``: ``_empty_render_ids(tokenizer)``, computed once by a caller that renders
+    many turns."""
     closed = bool(completion.token_ids) and completion.token_ids[-1] in eos_ids
     rendered = tokenizer.apply_chat_template(
         [{"role": "tool", "content": o} for o in observations],
@@ -182,7 +185,7 @@ def observation_ids(
     )
     if layout == "verl":
         ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
-        head = _empty_render_ids(tokenizer)
+        head = list(_empty_render_ids(tokenizer) if head is None else head)
         if head and ids[: len(head)] == head:
             ids = ids[len(head) :]
         if not closed:  # stopped before the end token (a stop string): close the turn
@@ -206,6 +209,7 @@ def run_agent_loop(
     trajs = [Trajectory(prompt_ids=list(p)) for p in prompts]
     active = list(range(len(trajs)))
     eos_ids = engine.eos_token_ids
+    head = _empty_render_ids(tokenizer) if config.turn_layout == "verl" else []
     while active:
         budgets = {i: config.max_response_tokens - len(trajs[i].response_ids) for i in active}
         turn_params = SamplingParams(
@@ -278,7 +282,7 @@ def run_agent_loop(
                     )
                 )
                 shown.append(out.observation)
-            obs = observation_ids(tokenizer, shown, by_index[i], eos_ids, config.turn_layout)
+            obs = observation_ids(tokenizer, shown, by_index[i], eos_ids, config.turn_layout, head)
             if len(tr.response_ids) + len(obs) >= config.max_response_tokens:
                 tr.stop_reason = "length"  # verl drops an observation that would not fit
                 continue

@@ -27,6 +27,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sodctl.tools.code_interpreter import RELEASED_TOOL_ERROR
+
 OPEN_TAG = "<tool_call>"
 CLOSE_TAG = "</tool_call>"
 
@@ -63,17 +65,20 @@ class InvalidToolCall:
 
 @dataclass(frozen=True)
 class ParsedTurn:
-    calls: list[ToolCall] = field(default_factory=list)
-    invalid: list[InvalidToolCall] = field(default_factory=list)
-    blocks: list[ToolCall | InvalidToolCall] = field(default_factory=list)  # both, in text order
+    blocks: list[ToolCall | InvalidToolCall] = field(default_factory=list)  # in text order
 
-    def ordered(self) -> list[ToolCall | InvalidToolCall]:
-        return self.blocks or [*self.calls, *self.invalid]
+    @property
+    def calls(self) -> list[ToolCall]:
+        return [b for b in self.blocks if isinstance(b, ToolCall)]
+
+    @property
+    def invalid(self) -> list[InvalidToolCall]:
+        return [b for b in self.blocks if isinstance(b, InvalidToolCall)]
 
     @property
     def has_tool_call(self) -> bool:
         """Whether the turn holds any tool-call block at all, valid or not."""
-        return bool(self.calls or self.invalid)
+        return bool(self.blocks)
 
 
 _decoder = json.JSONDecoder()
@@ -114,8 +119,6 @@ def parse_tool_calls(
     allow_unclosed: bool = False,
 ) -> ParsedTurn:
     """Every ``<tool_call>`` block of ``text``, in order (see the module docstring)."""
-    calls: list[ToolCall] = []
-    invalid: list[InvalidToolCall] = []
     blocks: list[ToolCall | InvalidToolCall] = []
     pos = 0
     while (start := text.find(OPEN_TAG, pos)) != -1:
@@ -128,12 +131,7 @@ def parse_tool_calls(
             after = _skip_ws(text, end)
             if text.startswith(CLOSE_TAG, after) or (allow_unclosed and after == len(text)):
                 stop = min(after + len(CLOSE_TAG), len(text))
-                item = _check(obj, text[start:stop], known_tools)
-                if isinstance(item, ToolCall):
-                    calls.append(item)
-                else:
-                    invalid.append(item)
-                blocks.append(item)
+                blocks.append(_check(obj, text[start:stop], known_tools))
                 pos = stop
                 continue
             error = f"unexpected text after the JSON: {text[after : after + 20]!r}"
@@ -141,15 +139,13 @@ def parse_tool_calls(
         following = text.find(OPEN_TAG, start + len(OPEN_TAG))
         if close == -1 or following != -1 and following < close:
             stop = len(text) if following == -1 else following
-            invalid.append(InvalidToolCall(text[start:stop], "unclosed", f"no {CLOSE_TAG} tag"))
-            blocks.append(invalid[-1])
+            blocks.append(InvalidToolCall(text[start:stop], "unclosed", f"no {CLOSE_TAG} tag"))
             pos = stop
             continue
         stop = close + len(CLOSE_TAG)
-        invalid.append(InvalidToolCall(text[start:stop], "malformed_json", error))
-        blocks.append(invalid[-1])
+        blocks.append(InvalidToolCall(text[start:stop], "malformed_json", error))
         pos = stop
-    return ParsedTurn(calls, invalid, blocks)
+    return ParsedTurn(blocks)
 
 
 def render_tool_call(name: str, arguments: dict[str, Any]) -> str:
@@ -230,10 +226,8 @@ def plan_turn(
     with no valid call is final. ``error-observation``: as ``end``, but each invalid
     block is answered with ``invalid_call_observation`` and never ends the turn.
     """
-    from sodctl.tools.code_interpreter import RELEASED_TOOL_ERROR
-
     limit = max_parallel_calls if max_parallel_calls else None
-    blocks = turn.ordered()
+    blocks = turn.blocks
     planned: list[PlannedCall] = []
     if policy == "released":
         callable_ = [b for b in blocks if _released_callable(b)]

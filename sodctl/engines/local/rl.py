@@ -51,6 +51,7 @@ from sodctl.engines.local.run import (
 from sodctl.errors import SodctlUsageError
 from sodctl.methods import MethodSpec
 from sodctl.rewards.mcq import option_letter
+from sodctl.rewards.reward import code_test_options
 from sodctl.rewards.verl_compat import kind_for_source
 from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
 from sodctl.rollout.engine import SamplingParams
@@ -97,8 +98,6 @@ class RLData:
 def load_rl_problems(cfg: DictConfig) -> RLData:
     """The RL corpus (verl schema, REFERENCE §9) as problems, prompts wrapped as
     ``data.prompt_wrapping`` says (the released loader's wrapping by default)."""
-    import json
-
     from sodctl.data.files import read_parquet
     from sodctl.data.loaders import load_prompts
     from sodctl.data.prompting import wrap_rl_rows
@@ -236,10 +235,7 @@ def reward_options(cfg: DictConfig) -> dict[str, Any]:
         "grader": str(r.grader),
         "correct_reward": r.correct,
         "incorrect_reward": r.incorrect,
-        "compare": str(r.code_compare),
-        "unescape": r.code_unescape,
-        "code_timeout_s": r.code_timeout_s,
-        "memory_mb": r.code_memory_mb,
+        **code_test_options(r),
     }
 
 
