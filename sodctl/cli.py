@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from sodctl import __version__
+from sodctl.commands import data as data_cmd
 from sodctl.commands import inspect as inspect_cmd
 from sodctl.commands import stages
 from sodctl.errors import SodctlUsageError
@@ -61,7 +62,7 @@ def _root(
     """Reproduce SOD: step-wise on-policy distillation for small language model agents."""
 
 
-app.command("data")(stages.data)
+app.add_typer(data_cmd.app, name="data")
 app.command("sft")(stages.sft)
 app.command("train")(stages.train)
 app.command("eval")(stages.eval_)

@@ -13,8 +13,9 @@ AIME25_ROWS = [
 ]
 
 
-def write_eval_release(root: Path) -> Path:
-    """A folder laid out like the eval release, with a few synthetic rows per benchmark."""
+def write_eval_release(root: Path, *, data_source: bool = True) -> Path:
+    """A folder laid out like the eval release, with a few synthetic rows per benchmark;
+    each file carries the release's ``data_source`` column unless ``data_source=False``."""
     (root / "aime2024").mkdir(parents=True, exist_ok=True)
     (root / "aime2025").mkdir(exist_ok=True)
     (root / "gpqa-diamond").mkdir(exist_ok=True)
@@ -52,4 +53,12 @@ def write_eval_release(root: Path) -> Path:
             ],
         }
     ).to_parquet(root / "livecodebench-v6/lcb_v6_2502_2505.parquet")
+    if data_source:
+        from sodctl.data.benchmarks import BENCHMARKS, PAPER_BENCHES
+
+        for bench in PAPER_BENCHES:
+            file = root / str(BENCHMARKS[bench].file)
+            frame = pd.read_parquet(file)
+            frame["data_source"] = BENCHMARKS[bench].data_source
+            frame.to_parquet(file)
     return root

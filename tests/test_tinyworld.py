@@ -125,8 +125,9 @@ def test_another_seed_draws_other_problems():
 
 def test_data_tiny_refuses_the_paper_preset_and_limit(capsys):
     assert main(["data", "tiny", "--preset", "paper"]) == 2
-    assert main(["data", "tiny", "--limit", "3"]) == 2
-    assert "--limit does not apply" in capsys.readouterr().err
+    assert "for --preset tiny or smoke, not 'paper'" in capsys.readouterr().err
+    assert main(["data", "tiny", "--limit", "3"]) == 2  # the preset sets the world's size
+    assert "No such option: --limit" in capsys.readouterr().err
 
 
 # --- schemas through the real loaders ----------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The pipeline stages: data, sft, train, eval, reproduce, ablate, table, plot, report.
+"""The pipeline stages: sft, train, eval, reproduce, ablate, table, plot, report (``data``: its
+own command group, ``sodctl.commands.data``).
 
 Each command loads and validates its configuration first, so bad input is
 reported before anything else happens. The engines behind the stages arrive
@@ -43,60 +44,6 @@ MaxStepsOpt = Annotated[
     int | None,
     typer.Option("--max-steps", help="Stop after this many optimiser steps.", show_default=False),
 ]
-
-
-def data(
-    what: Annotated[
-        Literal["sft", "rl", "tiny"],
-        typer.Argument(
-            metavar="WHAT",
-            help="sft: the 3K SFT corpus; rl: the 30K RL corpus; tiny: the synthetic tiny world.",
-        ),
-    ],
-    overrides: OverridesArg = None,
-    preset: PresetOpt = None,
-    out: Annotated[
-        str | None,
-        typer.Option("--out", help="Output directory (data.out_dir).", show_default=False),
-    ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit", help="Keep only the first N rows (data.limit).", show_default=False
-        ),
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Rebuild even if a finished build is there.")
-    ] = False,
-) -> None:
-    """Download and prepare a dataset as parquet in the verl schema (tiny: build the tiny world)."""
-    if what == "tiny" and limit is not None:
-        raise SodctlUsageError(
-            "--limit does not apply to 'data tiny': the preset sets the world's size "
-            "(--preset tiny or --preset smoke)"
-        )
-    cfg = load(
-        None,
-        overrides,
-        preset=preset or ("tiny" if what == "tiny" else None),
-        options=option_overrides(data__out_dir=out, data__limit=limit),
-    )
-    if what != "tiny":
-        raise not_yet(f"data {what}", "building the Gen-Verse datasets", "the data-pipeline work")
-    from sodctl.data.tinyworld import TINY_PROMPTS_FILE, build_tinyworld
-
-    if cfg.preset not in ("tiny", "smoke"):
-        raise SodctlUsageError(
-            f"'data tiny' builds the tiny world for --preset tiny or smoke, not {cfg.preset!r}"
-        )
-    result = build_tinyworld(
-        cfg.data.out_dir,
-        preset=cfg.preset,
-        force=force,
-        prompts_file=cfg.data.prompts_file or TINY_PROMPTS_FILE,
-        tool_cfg=cfg.tool,
-    )
-    typer.echo(result.summary())
 
 
 def sft(

@@ -28,6 +28,8 @@ class BenchmarkSpec:
     kind           ``math`` (boxed answer), ``mcq`` (boxed option letter), ``code``.
     columns        the parquet's columns, in the release's spelling.
     paper          part of the paper's Tables 1, 2 and 5 (``--bench all``).
+    data_source    the value of the release file's ``data_source`` column (the released
+                   loader dispatched on its first row); ``None`` for files without one.
     """
 
     name: str
@@ -38,6 +40,7 @@ class BenchmarkSpec:
     columns: tuple[str, ...]
     hub_repo: str | None = EVAL_HUB_REPO
     paper: bool = True
+    data_source: str | None = None
     version: str = "1"  # bumped when rows, prompts or grading change; carried into summaries
 
 
@@ -51,6 +54,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             30,
             "math",
             ("Problem", "Answer"),
+            data_source="AIME2024",
         ),
         BenchmarkSpec(
             "aime25",
@@ -59,6 +63,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             30,
             "math",
             ("problem", "answer"),
+            data_source="AIME2025",
         ),
         BenchmarkSpec(
             "gpqa",
@@ -67,6 +72,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             198,
             "mcq",
             ("problem", "solution", "domain"),
+            data_source="gpqa_diamond",
         ),
         BenchmarkSpec(
             "lcb",
@@ -75,6 +81,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             None,
             "code",
             ("problem", "reward_model", "extra_info"),
+            data_source="LiveCodeBench_v6",
         ),
         BenchmarkSpec(
             "tiny-arith",

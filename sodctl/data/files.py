@@ -15,28 +15,41 @@ from typing import Any
 from sodctl.errors import SodctlUsageError
 
 
-def read_parquet(path: str | Path, *, what: str, columns: Sequence[str] = (), fix: str = "") -> Any:
-    """``pandas.read_parquet(path)`` checked: ``what`` names the file's role in the error
-    ("RL data", "benchmark 'aime24'"), ``columns`` are required, ``fix`` says how to mend it."""
-    import pandas as pd
+def read_arrow(path: str | Path, *, what: str, columns: Sequence[str] = (), fix: str = "") -> Any:
+    """``pyarrow.parquet.read_table(path)`` checked: ``what`` names the file's role in the
+    error ("RL data", "benchmark 'aime24'"), ``columns`` are required, ``fix`` says how to
+    mend it. (Rows from ``.to_pylist()`` keep nulls as ``None``; pandas makes some NaN.)"""
+    import pyarrow.parquet as pq
 
     path = Path(path)
     hint = f"; {fix}" if fix else ""
     if not path.is_file():
         raise SodctlUsageError(f"{what}: no such file {path}{hint}")
     try:
-        frame = pd.read_parquet(path)
+        table = pq.read_table(path)
     except Exception as e:  # noqa: BLE001 - pyarrow raises many kinds; all mean "not parquet"
         first = (str(e).splitlines() or [""])[0]
         raise SodctlUsageError(
             f"{what}: cannot read {path} as parquet ({type(e).__name__}: {first}){hint}"
         ) from None
-    missing = [c for c in columns if c not in frame.columns]
+    require_columns(table, columns, path, what=what, fix=fix)
+    return table
+
+
+def read_parquet(path: str | Path, *, what: str, columns: Sequence[str] = (), fix: str = "") -> Any:
+    """``read_arrow`` as a pandas frame."""
+    return read_arrow(path, what=what, columns=columns, fix=fix).to_pandas()
+
+
+def require_columns(
+    frame: Any, columns: Sequence[str], path: str | Path, *, what: str, fix: str = ""
+) -> None:
+    """One line naming the ``columns`` a table (pandas or pyarrow) read from ``path`` lacks."""
+    present = list(frame.column_names if hasattr(frame, "column_names") else frame.columns)
+    missing = [c for c in columns if c not in present]
     if missing:
-        raise SodctlUsageError(
-            f"{what}: {path} lacks column(s) {missing}; found {list(frame.columns)}{hint}"
-        )
-    return frame
+        hint = f"; {fix}" if fix else ""
+        raise SodctlUsageError(f"{what}: {path} lacks column(s) {missing}; found {present}{hint}")
 
 
 def to_python(value: Any, *, drop_none: bool = False) -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sodctl.data.benchmarks import BENCHMARKS, BenchKind, BenchmarkSpec
-from sodctl.data.files import read_parquet
+from sodctl.data.files import read_parquet, require_columns
 from sodctl.data.prompting import (
     LCB_EXAMPLES_MODES,
     check_templates,
@@ -225,36 +225,27 @@ def _locate(spec: BenchmarkSpec, path: str | None, data_dir: str | None) -> Path
 def _hub_file(
     repo: str, file: str, *, what: str, fix: str = "set eval.data_dir to its folder"
 ) -> Path:
-    """A dataset file from the hub cache, else from the hub; fails fast and in one line offline."""
-    import logging
-    import socket
-    from urllib.parse import urlparse
+    """A dataset file from the hub cache, else from the hub; fails fast and in one line
+    offline (``sodctl.data.builders.common.hub_snapshot``)."""
+    from sodctl.data.builders.common import hub_snapshot
 
-    from huggingface_hub import constants, hf_hub_download
+    folder, _ = hub_snapshot(repo, [file], what=what, fix=f"download the dataset {repo} and {fix}")
+    return folder / file
 
-    hint = f"download the dataset {repo} and {fix}"
-    try:
-        return Path(hf_hub_download(repo, file, repo_type="dataset", local_files_only=True))
-    except Exception:
-        pass  # not cached: try the network
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
+
+def _check_data_source(spec: BenchmarkSpec, frame: Any, file: Path) -> None:
+    """A release file's ``data_source`` column names its benchmark (the released loader
+    dispatched on the first row's): a file of another benchmark is refused in one line.
+    Files without the column (the tiny world's, a user's own) are read as given."""
+    if spec.data_source is None or "data_source" not in frame.columns or frame.empty:
+        return
+    values = {str(v) for v in frame["data_source"].dropna().unique()}
+    if values and values != {spec.data_source}:
         raise SodctlUsageError(
-            f"{what}: {file} is not cached and {host} cannot be reached; {hint}"
-        ) from None
-    hub_log = logging.getLogger("huggingface_hub")
-    level = hub_log.level
-    hub_log.setLevel(logging.ERROR)  # its retry warnings would break the one-line error
-    try:
-        return Path(hf_hub_download(repo, file, repo_type="dataset"))
-    except Exception as e:  # offline, gated, renamed: say how to get around it
-        raise SodctlUsageError(
-            f"{what}: could not fetch {file} from the hub ({type(e).__name__}); {hint}"
-        ) from None
-    finally:
-        hub_log.setLevel(level)
+            f"benchmark {spec.name!r}: {file} holds data_source {sorted(values)}, not "
+            f"{spec.data_source!r}: it is another benchmark's file; point {spec.name} at "
+            f"its own ({spec.file})"
+        )
 
 
 def load_benchmark(
@@ -292,7 +283,9 @@ def load_benchmark(
     spec = BENCHMARKS[name]
     file = _locate(spec, path, data_dir)
     required = [c for c in spec.columns if c != "extra_info" and c != "domain"]
-    frame = read_parquet(file, what=f"benchmark {name!r}", columns=required)
+    frame = read_parquet(file, what=f"benchmark {name!r}")
+    _check_data_source(spec, frame, file)  # a wrong file is named as such, before its columns
+    require_columns(frame, required, file, what=f"benchmark {name!r}")
     if limit is not None:
         frame = frame.head(limit)
     prompts = load_prompts(prompts_file)
