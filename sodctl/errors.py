@@ -18,7 +18,3 @@ class SodctlUsageError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0])
-
-
-class NotYetAvailableError(SodctlUsageError):
-    """A stage whose engine arrives in later work; raised after the config was validated."""

@@ -56,7 +56,11 @@ class PipelineReport:
 
 
 def _has_checkpoint(cfg: DictConfig) -> bool:
-    return any((run_root(cfg) / "run" / "checkpoints").glob("step-*"))
+    """An interrupted run: a local checkpoint, or a verl one (verl resumes it by itself)."""
+    root = run_root(cfg)
+    return any((root / "run" / "checkpoints").glob("step-*")) or any(
+        (root / "verl" / "checkpoints").glob("global_step_*")
+    )
 
 
 def eval_done(cfg: DictConfig, label, model_path: str | None = None) -> bool:
@@ -88,6 +92,14 @@ def run_step(
         if final_model_dir(cfg).exists():
             return "cached"
         resume = _has_checkpoint(cfg)
+        if cfg.engine.name == "verl":
+            from sodctl.engines.verl.compose import check_inputs
+            from sodctl.engines.verl.launch import prepare, run
+
+            stage = "sft" if command == "sft" else "rl"
+            check_inputs(cfg, stage)
+            run(cfg, prepare(cfg, stage))
+            return "resumed" if resume else "ran"
         if command == "sft":
             from sodctl.engines.local.sft import train_sft
 
@@ -150,6 +162,29 @@ def plan_sizes(
     return sizes
 
 
+def preflight(
+    plan: Sequence[tuple[str, str]], *, preset: str | None, overrides: Sequence[str]
+) -> None:
+    """Before anything runs: every training step on the verl engine has its data and
+    settings, and verl is installed (a plan must not stop after hours for a missing file).
+    The models are checked when their step comes (earlier steps make them)."""
+    verl_steps = []
+    for command, experiment in plan:
+        if command not in ("sft", "train"):
+            continue
+        cfg = load(experiment, overrides, preset=preset)
+        if cfg.engine.name == "verl":
+            verl_steps.append((cfg, "sft" if command == "sft" else "rl"))
+    if not verl_steps:
+        return
+    from sodctl.engines.verl import require_verl
+    from sodctl.engines.verl.compose import check_inputs
+
+    for cfg, stage in verl_steps:
+        check_inputs(cfg, stage, models=False)
+    require_verl()
+
+
 def run_pipeline(
     plan: Sequence[tuple[str, str]],
     *,
@@ -181,3 +216,113 @@ def run_pipeline(
             report.stages.append(StageTime(command, experiment, time.monotonic() - t0, status))
         report.table_paths = render_tables(base, multi)
     return report
+
+
+# --- planning (``--dry-run``) -----------------------------------------------------------------
+
+
+@dataclass
+class PlannedStep:
+    """One step of a plan as ``--dry-run`` shows it: what runs it, whether it is done, and
+    its GPU-hours from the paper's Table 4 where the paper has them (8 x H20: hours x 8)."""
+
+    command: str
+    experiment: str
+    engine: str
+    status: str  # done | resume | to run
+    gpu_hours: float | None
+    basis: str  # where the GPU-hours come from
+
+
+def gpu_hours(cfg: DictConfig) -> tuple[float | None, str]:
+    """GPU-hours of one RL run at the paper's scale: Table 4's total hours x 8 GPUs for
+    GRPO, OPD (gated) and SOD; the other OPD-family rows are estimated by SOD's (same
+    rollouts, one teacher pass more or less), pure GRPO rows by GRPO's; none otherwise."""
+    from sodctl.results.paper import paper_value
+
+    method, size = method_spec(cfg), str(cfg.model.size)
+    if method.stage != "rl":
+        return None, "not in the paper"
+    row = method.name if method.name in ("grpo", "opd-gated", "sod") else None
+    basis = "Table 4"
+    if row is None:
+        row, basis = ("sod", "≈ SOD's (Table 4)") if method.opd else ("grpo", "≈ GRPO's (Table 4)")
+    hours = paper_value("table4", size, row, "total_h")
+    if hours is None:
+        return None, f"not in the paper ({size})"
+    return hours.value * 8, basis
+
+
+def plan_steps(
+    plan: Sequence[tuple[str, str]],
+    *,
+    preset: str | None,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+) -> list[PlannedStep]:
+    """The plan's steps, seed by seed, each with its engine, status and GPU-hours."""
+    out: list[PlannedStep] = []
+    multi = len(seeds) > 1
+    for seed in seeds or [None]:
+        base = load(plan[0][1], overrides, preset=preset, options=option_overrides(seed=seed))
+        extra = [f"output_dir={base.output_dir}/seed-{seed}"] if multi else []
+        for command, experiment in plan:
+            cfg = load(
+                experiment, [*overrides, *extra], preset=preset, options=option_overrides(seed=seed)
+            )
+            if command in ("sft", "train"):
+                status = (
+                    "done"
+                    if final_model_dir(cfg).exists()
+                    else "resume"
+                    if _has_checkpoint(cfg)
+                    else "to run"
+                )
+                engine = str(cfg.engine.name)
+                hours, basis = gpu_hours(cfg) if command == "train" else (None, "not in the paper")
+            else:
+                status, engine, hours, basis = (
+                    _eval_status(cfg, experiment, multi),
+                    f"eval ({cfg.rollout.engine})",
+                    None,
+                    "not in the paper",
+                )
+            name = experiment if seed is None else f"{experiment} (seed {seed})"
+            out.append(PlannedStep(command, name, engine, status, hours, basis))
+    return out
+
+
+def _eval_status(cfg: DictConfig, experiment: str, multi: bool) -> str:
+    from sodctl.commands.evaluate import eval_target
+    from sodctl.errors import SodctlUsageError
+
+    try:
+        path, label = eval_target(cfg, experiment=experiment, model_opt=None)
+        label = type(label)(label.preset, label.model, label.method, label.seed, multi)
+        return "done" if eval_done(cfg, label, path) else "to run"
+    except (SodctlUsageError, OSError):  # its data or model is not there yet
+        return "to run"
+
+
+def render_plan(steps: Sequence[PlannedStep]) -> str:
+    """The plan as a markdown table, with the known GPU-hours summed."""
+    lines = [
+        "| # | stage | experiment | engine | status | GPU-hours | basis |",
+        "|---:|---|---|---|---|---:|---|",
+    ]
+    for i, s in enumerate(steps, 1):
+        hours = "" if s.gpu_hours is None else f"{s.gpu_hours:,.0f}"
+        lines.append(
+            f"| {i} | {s.command} | {s.experiment} | {s.engine} | {s.status} | {hours} | {s.basis} |"
+        )
+    todo = [s for s in steps if s.status != "done" and s.gpu_hours is not None]
+    total = sum(s.gpu_hours for s in todo)  # type: ignore[misc]
+    unknown = sum(
+        1 for s in steps if s.status != "done" and s.gpu_hours is None and s.command == "train"
+    )
+    lines.append(
+        f"\nGPU-hours still to spend on the RL runs: {total:,.0f} (H20-hours, Table 4's 8-GPU node)"
+        + (f"; {unknown} RL run(s) with no figure in the paper" if unknown else "")
+        + "; SFT and evaluation are not costed by the paper."
+    )
+    return "\n".join(lines)

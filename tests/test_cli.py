@@ -207,7 +207,11 @@ def test_reproduce_dry_run_prints_a_validated_plan(capsys):
         capsys, "reproduce", "table2", "--dry-run", "--preset", "tiny", "--seeds", "1,2"
     )
     assert rc == 0
-    lines = out.splitlines()
+    table, commands = out.split(
+        "\ncommands (each verl step writes its composed config with --dry-run):\n"
+    )
+    assert "| 1 | sft | teacher/sft-4b (seed 1) | local | to run |" in table
+    lines = commands.splitlines()
     assert lines[0] == "sodctl sft teacher/sft-4b --preset tiny seed=1"
     assert "sodctl train table2/heuristic-weighting --preset tiny seed=2" in lines
     # (1.1) uniform weighting is its own run, not Table 1's (gated) OPD
@@ -215,6 +219,17 @@ def test_reproduce_dry_run_prints_a_validated_plan(capsys):
     assert not any("opd-gated" in line for line in lines)
     assert lines[-1] == "sodctl table table2 --preset tiny"
     assert len(lines) == len(set(lines))
+
+
+@pytest.mark.unit
+def test_reproduce_paper_dry_run_plans_on_verl_with_table4_gpu_hours(capsys):
+    rc, out, err = run(capsys, "reproduce", "table1", "--dry-run", "--preset", "paper")
+    assert rc == 0, err
+    assert "| train | table1/sod-1.7b | verl | to run | 369 | Table 4 |" in out  # 46.1 h x 8
+    assert "| train | table1/grpo-0.6b | verl | to run | 182 | Table 4 |" in out  # 22.7 h x 8
+    assert "| train | table1/opsd-gt-1.7b | verl | to run | 369 | ≈ SOD's (Table 4) |" in out
+    assert "| train | teacher/grpo-4b | verl | to run |  | not in the paper (4b) |" in out
+    assert "GPU-hours still to spend on the RL runs:" in out
 
 
 # --- bad input: one line, exit 2, no traceback -----------------------------------------------------
@@ -261,20 +276,37 @@ def test_unknown_ablation_lists_every_choice(capsys):
         assert name in line
 
 
-# --- stages whose engines arrive later ---------------------------------------------------------------
+# --- the verl engine stops with one line before anything is written -----------------------------------
 
-NOT_YET = [
-    ["sft", "table1/sft-1.7b", "--engine", "verl"],
-    ["train", "table1/sod-1.7b", "--engine", "verl"],
-    ["ablate", "no-grpo", "--preset", "tiny", "--engine", "verl"],
+VERL_STOPS = [
+    (["sft", "table1/sft-1.7b", "--engine", "verl"], "set data.sft_path"),
+    (["train", "table1/sod-1.7b", "--engine", "verl"], "set data.rl_path"),
+    (
+        [
+            "train",
+            "table1/sod-1.7b",
+            "--engine",
+            "verl",
+            "data.rl_path=x.parquet",
+            "train.log_ratio_clamp=5",
+        ],
+        "log_ratio_clamp",
+    ),
+    (["ablate", "no-grpo"], "set data.sft_path"),  # the paper preset runs on verl
+    (
+        ["train", "table1/sod-1.7b", "--dry-run", "--engine", "local"],
+        "--dry-run prepares a verl run",
+    ),
 ]
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("args", NOT_YET, ids=" ".join)
-def test_not_yet_stages_validate_then_stop_with_one_line(capsys, args):
+@pytest.mark.parametrize(("args", "needle"), VERL_STOPS, ids=[" ".join(a) for a, _ in VERL_STOPS])
+def test_verl_engine_stops_with_one_line(capsys, tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
     line = assert_one_line_error(*run(capsys, *args))
-    assert "is not available yet" in line and "nothing was run" in line and "arrives with" in line
+    assert needle in line
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 EVAL_ERRORS = [
@@ -326,7 +358,7 @@ def test_train_without_its_sft_model_is_one_line(capsys, tmp_path):
 
 
 @pytest.mark.unit
-def test_config_errors_come_before_not_yet(capsys):
+def test_config_errors_come_before_anything_else(capsys):
     line = assert_one_line_error(*run(capsys, "train", "table1/sod-1.7b", "train.lr=-1"))
     assert "'train.lr' must be a positive number" in line
 

@@ -23,7 +23,7 @@ from sodctl.config import (
     to_yaml,
 )
 from sodctl.config.loader import describe, header_comment
-from sodctl.errors import NotYetAvailableError, SodctlUsageError
+from sodctl.errors import SodctlUsageError
 from sodctl.methods import METHODS, get_method
 
 pytestmark = pytest.mark.unit
@@ -457,7 +457,6 @@ def test_bad_yaml_file(tmp_path):
 
 
 def test_error_classes():
-    assert issubclass(NotYetAvailableError, SodctlUsageError)
     assert SodctlUsageError("two\nlines").message == "two lines"
 
 
@@ -493,7 +492,10 @@ def test_choices_are_enforced_and_behave_as_strings():
     ("override", "expected"),
     [
         ("preset=huge", "unknown preset 'huge'"),
-        ("tool.print_mode=loud", "config key 'tool.print_mode' expects one of 'paper', 'repl', got 'loud'"),
+        (
+            "tool.print_mode=loud",
+            "config key 'tool.print_mode' expects one of 'paper', 'repl', got 'loud'",
+        ),
         ("reward.tool_shaping=true", "expects one of 'released', 'num-turns', 'off', got 'true'"),
         ("model.size=3b", "expects one of '0.6b', '1.7b', '4b', '14b', got '3b'"),
         ("train.max_steps_by_size.3b=5", "unknown config key 'train.max_steps_by_size.3b'"),

@@ -1,4 +1,4 @@
-"""Pieces every stage command shares: argument types, config loading, "not yet" errors."""
+"""Pieces every stage command shares: argument types and config loading."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 from omegaconf import DictConfig
 
 from sodctl.config import load_config
-from sodctl.errors import NotYetAvailableError, SodctlUsageError
+from sodctl.errors import SodctlUsageError
 
 ExperimentArg = Annotated[
     str | None,
@@ -107,12 +107,4 @@ def require_stage(cfg: DictConfig, command: str, stages: tuple[str, ...]) -> Non
     raise SodctlUsageError(
         f"experiment '{cfg.experiment}' uses method '{cfg.method.name}' (stage {stage}), which "
         f"'sodctl {command}' does not run; use 'sodctl {right} {cfg.experiment}'"
-    )
-
-
-def not_yet(command: str, what: str, arrives_with: str) -> NotYetAvailableError:
-    """The error a stage raises, after validating its config, while its engine is missing."""
-    return NotYetAvailableError(
-        f"'sodctl {command}' is not available yet: {what} arrives with {arrives_with}; "
-        "the configuration is valid, nothing was run"
     )

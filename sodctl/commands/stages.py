@@ -2,8 +2,9 @@
 own command group, ``sodctl.commands.data``).
 
 Each command loads and validates its configuration first, so bad input is
-reported before anything else happens. The engines behind the stages arrive
-in later work; until then a stage stops with a one-line ``NotYetAvailableError``.
+reported before anything else happens. ``sft`` and ``train`` run on the local engine
+or, with ``engine.name=verl`` (the ``paper`` preset's), on verl
+(``sodctl.engines.verl.launch``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from sodctl.commands.common import (
     PresetOpt,
     SeedOpt,
     load,
-    not_yet,
     option_overrides,
     require_stage,
     split_args,
@@ -38,6 +38,14 @@ EngineOpt = Annotated[
         "--engine",
         help="Training driver: local (PyTorch, CPU or one GPU) or verl (Ray + vLLM cluster).",
         show_default=False,
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="verl engine: write the composed verl config, print its path and the launch "
+        "command; run nothing.",
     ),
 ]
 MaxStepsOpt = Annotated[
@@ -66,6 +74,7 @@ def sft(
             "on data.pretrain_path with the 'pretrain' section's recipe, in place.",
         ),
     ] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Supervised fine-tuning of the student (or the teacher) on the multi-turn tool-use corpus."""
     named = split_args(experiment, overrides)[0]  # EXPERIMENT may really be a key=value
@@ -86,8 +95,13 @@ def sft(
         ),
     )
     require_stage(cfg, "sft", ("sft",))
-    if cfg.engine.name != "local":
-        raise _engine_not_yet("sft", cfg.engine.name, "the SFT trainer")
+    if cfg.engine.name == "verl":
+        if pretrain:
+            raise SodctlUsageError("--pretrain is the tiny world's stage: use --engine local")
+        _verl(cfg, "sft", dry_run=dry_run)
+        return
+    if dry_run:
+        raise SodctlUsageError("--dry-run prepares a verl run: add --engine verl")
     import time
 
     from sodctl.engines.local.sft import train_pretrain, train_sft
@@ -122,6 +136,7 @@ def train(
         bool,
         typer.Option("--resume", help="Continue an interrupted run from its latest checkpoint."),
     ] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """RL / on-policy distillation from the SFT checkpoint: grpo, opd, sod, opsd-*, ablations."""
     cfg = load(
@@ -135,8 +150,11 @@ def train(
         ),
     )
     require_stage(cfg, "train", ("rl",))
-    if cfg.engine.name != "local":
-        raise _engine_not_yet("train", cfg.engine.name, "the RL / distillation trainer")
+    if cfg.engine.name == "verl":
+        _verl(cfg, "rl", dry_run=dry_run)
+        return
+    if dry_run:
+        raise SodctlUsageError("--dry-run prepares a verl run: add --engine verl")
     import time
 
     from sodctl.config import method_spec
@@ -149,10 +167,22 @@ def train(
     )
 
 
-def _engine_not_yet(command: str, engine: str, what: str) -> Exception:
-    if engine == "verl":
-        return not_yet(command, f"the verl engine ({what} on Ray + vLLM)", "the verl-engine work")
-    return not_yet(command, f"the local engine ({what})", "the local-engine work")
+def _verl(cfg, stage: str, *, dry_run: bool) -> None:
+    """A verl run of ``cfg``: compose and write its config, print the launch command, and
+    (without ``dry_run``) launch it and install the final model."""
+    from sodctl.engines.verl import require_verl
+    from sodctl.engines.verl.compose import check_inputs
+
+    check_inputs(cfg, stage)
+    require_verl()
+    from sodctl.engines.verl.launch import prepare, run
+
+    plan = prepare(cfg, stage)
+    typer.echo(plan.describe())
+    if dry_run:
+        return
+    final = run(cfg, plan)
+    typer.echo(f"sodctl {'sft' if stage == 'sft' else 'train'} {cfg.experiment}: model -> {final}")
 
 
 def parse_benches(text: str) -> list[str]:
@@ -364,9 +394,25 @@ def reproduce(
                 )
             )
     if dry_run:
-        typer.echo("\n".join([*lines, f"sodctl table {table} --preset {cfg.preset}"]))
+        _print_plan(
+            plan,
+            overrides,
+            preset,
+            seed_list,
+            [*lines, f"sodctl table {table} --preset {cfg.preset}"],
+        )
         return
     _run_plan(plan, [table], overrides, preset, seed_list)
+
+
+def _print_plan(plan, overrides, preset, seeds, commands: list[str]) -> None:
+    """``--dry-run``: every step with its engine, status and GPU-hours, then the commands."""
+    from sodctl.pipeline import plan_steps, render_plan
+
+    steps = plan_steps(plan, preset=preset, overrides=list(overrides or []), seeds=seeds)
+    typer.echo(render_plan(steps))
+    typer.echo("\ncommands (each verl step writes its composed config with --dry-run):")
+    typer.echo("\n".join(commands))
 
 
 def _run_plan(
@@ -379,9 +425,10 @@ def _run_plan(
     """Run a plan with the pipeline driver, then write and print its tables."""
     from rich.console import Console
 
-    from sodctl.pipeline import run_pipeline
+    from sodctl.pipeline import preflight, run_pipeline
     from sodctl.results.tables import build_table, render
 
+    preflight(plan, preset=preset, overrides=list(overrides or []))
     console = Console()
 
     def render_tables(cfg, multi: bool) -> list[Path]:
@@ -460,6 +507,10 @@ def ablate(
     seed: SeedOpt = None,
     seeds: SeedsOpt = None,
     engine: EngineOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Validate every config and print the plan; run nothing."),
+    ] = False,
 ) -> None:
     """Train and evaluate one ablation of Table 2 (or Table 5's naive OPD) on the 1.7B student."""
     if seed is not None and seeds is not None:
@@ -478,8 +529,6 @@ def ablate(
         preset=preset,
         options=option_overrides(seed=seed_list[0] if seed_list else None, engine__name=engine),
     )
-    if cfg.engine.name != "local":
-        raise _engine_not_yet(f"ablate {name}", cfg.engine.name, "the RL / distillation trainer")
     if canonical_name(name) in ("opd", "grpo"):  # (1.1) and (2.2) are Table 1's own runs
         experiment = f"table1/{canonical_name(name)}-1.7b"
     plan = [
@@ -490,6 +539,12 @@ def ablate(
         ("eval", experiment),
     ]
     extra = [*(overrides or []), *option_overrides(engine__name=engine)]
+    if dry_run:
+        commands = [
+            f"sodctl {c} {e} --preset {cfg.preset} {' '.join(extra)}".rstrip() for c, e in plan
+        ]
+        _print_plan(plan, extra, preset, seed_list, commands)
+        return
     _run_plan(
         plan,
         ["table2" if name != "naive-opd" else "table5"],

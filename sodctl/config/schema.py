@@ -351,8 +351,15 @@ class EngineConfig:
 
     name: EngineName = EngineName("local")
     device: str = "auto"  # local engine: auto, cpu, cuda, cuda:N
-    n_gpus_per_node: int = 1  # verl engine
+    # verl engine. The trainer pool (actor + vLLM rollout): nnodes x n_gpus_per_node GPUs.
+    n_gpus_per_node: int = 1
     nnodes: int = 1
+    gpu_memory_utilization: float = 0.6  # vLLM's share of a GPU (rollout and teacher)
+    # The teacher pool of the external-teacher methods (OPD, SOD, ablations): verl 0.9.1
+    # serves the teacher on GPUs of its own, frozen, with no weight sync.
+    teacher_nnodes: int = 1
+    teacher_n_gpus_per_node: int = 1
+    teacher_tensor_parallel_size: int = 1
 
 
 @dataclass
@@ -527,6 +534,10 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("logging.log_every", _positive, "a positive integer"),
     ("engine.n_gpus_per_node", _positive, "a positive integer"),
     ("engine.nnodes", _positive, "a positive integer"),
+    ("engine.gpu_memory_utilization", _unit_open_closed, "in (0, 1]"),
+    ("engine.teacher_nnodes", _positive, "a positive integer"),
+    ("engine.teacher_n_gpus_per_node", _positive, "a positive integer"),
+    ("engine.teacher_tensor_parallel_size", _positive, "a positive integer"),
 )
 
 

@@ -11,10 +11,13 @@ ignored (logged once).
 It returns ``{"score": reward, "acc": correct, "pred": prediction or ""}``: the reward
 with the tool-turn shaping. ``tool_shaping="released"`` (the default) reproduces the
 released run, whose reward never received ``num_turns`` (every negative score -> -1.1);
-``"num-turns"`` reads ``extra_info["num_turns"]`` (verl's agent loop fills it; when it
-is missing the shaping is skipped, with one warning). The DAPO overlong penalty is left
-to verl's ``dapo`` reward manager (``reward_model.overlong_buffer``), which adds it to
-this score.
+``"num-turns"`` reads ``extra_info["num_turns"]``, which verl 0.9.1's ``naive`` reward
+manager fills but its ``dapo`` manager does not (sodctl's ``sod_dapo`` manager,
+``sodctl.engines.verl.reward``, does); when it is missing the shaping is skipped, with
+one warning. The DAPO overlong penalty is left to the ``dapo`` / ``sod_dapo`` reward
+manager, configured by ``+reward.reward_kwargs.{overlong_buffer_cfg,max_resp_len}``
+(``sodctl.engines.verl.reward.reward_overrides`` writes them), which adds it to this
+score.
 
 Kind from ``data_source`` (lower-cased), as the released reward routed it:
 

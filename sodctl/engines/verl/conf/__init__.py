@@ -1,0 +1,1 @@
+"""Hydra configs of the verl engine (a package so that Hydra finds them as a config module)."""
