@@ -2,9 +2,9 @@
 
 The page opens with what was found (summaries per preset, runs, skipped files) and what is
 missing (per table, the cells with no result and the rows with none at all; figures that
-could not be drawn, and why), then the tables (markdown, the paper's numbers beside ours)
-and the figures (relative image links to ``<report stem>-figures/`` beside the page, each
-with its CSV).
+could not be drawn, and why), then the tables (markdown, the paper's numbers beside ours),
+with seeds the paired differences per table (``sodctl.results.paired``), and the figures
+(relative image links to ``<report stem>-figures/`` beside the page, each with its CSV).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sodctl import __version__
 from sodctl.errors import SodctlUsageError
+from sodctl.results.paired import has_paired, paired_comparisons, render_paired_markdown
 from sodctl.results.plots import PLOTS, plot_stores
 from sodctl.results.schema import GRADERS
 from sodctl.results.store import (
@@ -169,6 +170,14 @@ def write_report(
         lines += ["## Tables", ""]
         for t in tables:
             lines += [render_markdown(t)]
+    paired = [
+        comparisons
+        for t in tables
+        if has_paired(comparisons := paired_comparisons(results, t.name, t.preset, grader))
+    ]
+    if paired:
+        lines += ["## Paired differences over seeds", ""]
+        lines += [render_paired_markdown(comparisons) for comparisons in paired]
     if results.records:
         lines += _all_evaluations(results) + [""]
     if figures:

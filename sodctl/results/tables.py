@@ -194,6 +194,17 @@ def _teacher_method(store: ResultStore, preset: str) -> str:
     return TEACHER_METHODS[0]
 
 
+def seed_averages(
+    store: ResultStore, preset: str, model: str, method: str, grader: str
+) -> dict[str, float]:
+    """The Average of each seed that has all four paper benches: their mean (seeds sorted)."""
+    per_bench = [
+        store.seed_values(preset, model, method, b, grader, TABLE_TEACHER) for b in PAPER_BENCHES
+    ]
+    complete = set.intersection(*(set(d) for d in per_bench))
+    return {s: math.fsum(d[s] for d in per_bench) / len(per_bench) for s in sorted(complete)}
+
+
 def _average(
     store: ResultStore, preset: str, model: str, method: str, grader: str, bench_cells: list[Cell]
 ) -> Value | None:
@@ -214,11 +225,7 @@ def _average(
             err = math.sqrt(math.fsum(e * e for e in errs if e is not None)) / len(errs)
             return Value(mean, err, 1, "stderr")
         return Value(mean, None, 1, "none")
-    per_bench = [
-        store.seed_values(preset, model, method, b, grader, TABLE_TEACHER) for b in PAPER_BENCHES
-    ]
-    complete = set.intersection(*(set(d) for d in per_bench))
-    per_seed = [math.fsum(d[s] for d in per_bench) / len(per_bench) for s in sorted(complete)]
+    per_seed = list(seed_averages(store, preset, model, method, grader).values())
     spread = aggregate(per_seed)
     if spread is None or spread.n < 2:
         return Value(mean, None, max(v.n for v in present), "none")
