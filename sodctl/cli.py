@@ -58,8 +58,37 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show the libraries' own progress bars (transformers' weight loading and "
+            "saving, hub downloads); sodctl's bars show either way.",
+        ),
+    ] = False,
 ) -> None:
     """Reproduce SOD: step-wise on-policy distillation for small language model agents."""
+    quiet_libraries(not verbose)
+
+
+def quiet_libraries(quiet: bool) -> None:
+    """Turn the libraries' tqdm bars off (on with ``--verbose``). transformers reads the
+    hub's switch when it is imported; an already imported one is told directly."""
+    import os
+
+    if quiet:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    else:
+        os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        (hf_logging.disable_progress_bar if quiet else hf_logging.enable_progress_bar)()
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+        (disable_progress_bars if quiet else enable_progress_bars)()
 
 
 app.add_typer(data_cmd.app, name="data")

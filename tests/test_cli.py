@@ -423,3 +423,29 @@ def test_a_data_file_that_is_not_parquet_is_one_line(
     assert role in message and str(path) in message
     assert ("no such file" if content is None else "cannot read") in message
     assert not (tmp_path / "runs" / "tiny" / "table1").exists()  # no run directory left behind
+
+
+@pytest.mark.unit
+def test_readme_fidelity_table_is_the_codes():
+    from pathlib import Path
+
+    from sodctl.engines.verl.compose import fidelity_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert fidelity_markdown() in readme
+
+
+@pytest.mark.unit
+def test_library_progress_bars_are_quiet_unless_verbose(capsys, monkeypatch):
+    import os
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    from transformers.utils import logging as hf_logging
+
+    assert run(capsys, "inspect", "presets")[0] == 0
+    assert os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1"
+    assert not hf_logging.is_progress_bar_enabled()
+    assert run(capsys, "--verbose", "inspect", "presets")[0] == 0
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    assert hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()

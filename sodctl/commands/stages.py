@@ -426,6 +426,7 @@ def _run_plan(
     from rich.console import Console
 
     from sodctl.pipeline import preflight, run_pipeline
+    from sodctl.results.paired import paired_outputs
     from sodctl.results.tables import build_table, render
 
     preflight(plan, preset=preset, overrides=list(overrides or []))
@@ -436,11 +437,16 @@ def _run_plan(
         paths = []
         for name in tables:
             data = build_table(name, cfg.eval.results_dir, preset=str(cfg.preset))
-            for fmt, ext in (("markdown", "md"), ("csv", "csv")):
+            # with seeds: the paired differences after the markdown, and in <table>.paired.csv
+            paired_md, paired_csv = paired_outputs(cfg.eval.results_dir, data)
+            texts = {"md": render(data, "markdown") + paired_md, "csv": render(data, "csv")}
+            if paired_csv is not None:
+                texts["paired.csv"] = paired_csv
+            for ext, text in texts.items():
                 path = out_dir / f"{name}.{ext}"
-                _write_out(render(data, fmt), str(path))
+                _write_out(text, str(path))
                 paths.append(path)
-            console.print(render(data, "markdown"))
+            console.print(texts["md"])
         return paths
 
     report = run_pipeline(
@@ -600,11 +606,23 @@ def table(
         str | None,
         typer.Option("--out", help="Also write the table to this file.", show_default=False),
     ] = None,
+    no_paired: Annotated[
+        bool,
+        typer.Option(
+            "--no-paired",
+            help="Markdown: leave out the paired differences over seeds (shown when the "
+            "results pair two seeds or more).",
+        ),
+    ] = False,
 ) -> None:
     """Render a paper table from evaluation results (table4: training runs), beside the paper's numbers."""
+    from sodctl.results.paired import paired_outputs
     from sodctl.results.tables import build_table, render
 
-    text = render(build_table(which, results, runs, grader, preset=preset), fmt)
+    data = build_table(which, results, runs, grader, preset=preset)
+    text = render(data, fmt)
+    if fmt == "markdown" and not no_paired:
+        text += paired_outputs(results, data)[0]
     if out is not None:
         _write_out(text, out)
     typer.echo(text, nl=False)
