@@ -199,6 +199,7 @@ def test_unsupported_settings_are_one_line(world):
         ("train.log_ratio_clamp=5", "clamps log(pi/pi_old) to +-20"),
         ("tool.on_invalid_call=end", "tool.on_invalid_call=end"),
         ("rollout.tensor_parallel_size=4", "does not divide engine.n_gpus_per_node=6"),
+        ("sod.opd_form=loss", "sod.opd_form=loss"),
     ]:
         with pytest.raises(SodctlUsageError, match="") as e:
             _composed(world, "table1/sod-1.7b", extra)

@@ -273,6 +273,12 @@ def check_supported(cfg: DictConfig) -> None:
             f"rollout.turn_layout={cfg.rollout.turn_layout}: verl's agent loop lays turns out "
             "its own way ('verl'); use 'verl' or the local engine"
         )
+    if cfg.sod.opd_form == "loss" and cfg.method.opd:
+        raise SodctlUsageError(
+            "sod.opd_form=loss (the separate REINFORCE-form OPD loss) is not on verl yet: the "
+            "trainer writes its token weights (sod_token_weights) but no verl loss reads them; "
+            "use sod.opd_form=advantage (the released form) or the local engine"
+        )
     n_train = int(cfg.engine.n_gpus_per_node)
     tp = int(cfg.rollout.tensor_parallel_size)
     if n_train % tp:

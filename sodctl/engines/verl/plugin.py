@@ -43,15 +43,17 @@ import importlib
 import importlib.util
 import logging
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sodctl.engines.verl.compose import TRAINER_MODE
 
 logger = logging.getLogger(__name__)
 
 STRICT_ENV = "SODCTL_VERL_STRICT"
 FAIL_ENV = "SODCTL_VERL_PLUGIN_FAIL"
 PARTS: tuple[str, ...] = ("agent_loop", "tool", "reward", "trainer")
-TRAINER_NAME = "sod_sync"  # sodctl.engines.verl.trainer registers SODTrainerSync under it
 
 
 class PluginError(RuntimeError):
@@ -109,6 +111,15 @@ def _module_exists(name: str) -> bool:
         return False
 
 
+def _initialising(name: str) -> bool:
+    """Whether module ``name`` is half-imported (its own import loaded verl, which loaded
+    this plugin): its registrations run when its import finishes."""
+    module = sys.modules.get(name)
+    return bool(
+        module is not None and getattr(getattr(module, "__spec__", None), "_initializing", False)
+    )
+
+
 def _check_agent_loop() -> str:
     from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
 
@@ -152,13 +163,13 @@ def _check_trainer() -> str:
     importlib.import_module("sodctl.engines.verl.trainer")
     from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
 
-    cls = TRAINER_REGISTRY.get(TRAINER_NAME)
+    cls = TRAINER_REGISTRY.get(TRAINER_MODE)
     if cls is None:
         raise PluginError(
-            f"trainer {TRAINER_NAME!r} is not in verl's registry "
+            f"trainer {TRAINER_MODE!r} is not in verl's registry "
             f"(registered: {sorted(TRAINER_REGISTRY)})"
         )
-    return f"{TRAINER_NAME} -> {cls.__module__}.{cls.__qualname__}"
+    return f"{TRAINER_MODE} -> {cls.__module__}.{cls.__qualname__}"
 
 
 _CHECKS: dict[str, tuple[str, Callable[[], str]]] = {
@@ -184,6 +195,9 @@ def register(strict: bool | None = None) -> PluginStatus:
                 raise PluginError(f"failure forced by {FAIL_ENV}")
             if not _module_exists(module):
                 result.skipped[part] = f"{module} does not exist"
+                continue
+            if _initialising(module):  # its import brought verl in: it registers as it ends
+                result.skipped[part] = f"{module} is being imported (it registers itself)"
                 continue
             result.registered[part] = check()
         except Exception as e:  # noqa: BLE001 - every failure is reported, none is fatal here
