@@ -293,3 +293,34 @@ def test_advantage_section_is_exactly_the_local_engines_spec(world):
         assert advantage_section(cfg) == {
             f.name: getattr(local, f.name) for f in dataclasses.fields(local)
         }
+
+
+def test_sft_dataset_decodes_json_tools_so_the_template_renders_the_schema(world, tmp_path):
+    from test_data_fetch import sft_release_rows, write_sft_release
+    from transformers import AutoTokenizer
+
+    from sodctl.data.builders.fetch import fetch_release
+    from sodctl.engines.verl.dataset import SodSFTDataset
+
+    src = write_sft_release(tmp_path / "release.parquet", sft_release_rows("string"))
+    fetch_release("sft-3k", tmp_path / "sft", source=str(src))  # tools: a JSON string
+    sft = tmp_path / "sft" / "sft.parquet"
+    cfg = load_config(
+        "table1/sft-1.7b", overrides=[f"data.sft_path={sft}", f"model.path={world['student']}"]
+    )
+    c = compose(SFT_CONFIG, sft_overrides(cfg, run_dir=tmp_path))
+    data_cfg = OmegaConf.create(OmegaConf.to_container(c.data, resolve=True))
+    tok = AutoTokenizer.from_pretrained(world["student"])
+    ds = SodSFTDataset(parquet_files=[str(sft)], tokenizer=tok, config=data_cfg)
+    assert (
+        isinstance(ds.tools[0], list) and ds.tools[0][0]["function"]["name"] == "code_interpreter"
+    )
+    item = ds[0]
+    text = tok.decode(
+        item["input_ids"][item["attention_mask"].bool()]
+        if "attention_mask" in item
+        else item["input_ids"]
+    )
+    assert "code_interpreter" in text  # the schema is in the system turn
+    trained = tok.decode(item["input_ids"][item["loss_mask"].bool()])
+    assert "\\boxed{42}" in trained and "What is 6*7?" not in trained  # assistant turns only

@@ -554,6 +554,8 @@ def sft_overrides(cfg: DictConfig, *, run_dir: str | Path) -> dict[str, Any]:
         "data.train_files": [_sft_file(cfg)],
         "data.messages_key": "messages",
         "data.tools_key": "tools",
+        "data.custom_cls.path": "pkg://sodctl.engines.verl.dataset",
+        "data.custom_cls.name": "SodSFTDataset",
         "data.max_length": int(s.max_length),
         "data.truncation": str(s.truncation),
         "data.train_batch_size": int(s.batch_size),

@@ -1,4 +1,12 @@
-"""verl's RL dataset with sodctl's prompt wrapping and agent loop (``data.custom_cls``).
+"""verl's datasets with sodctl's conventions (``data.custom_cls``).
+
+``SodSFTDataset``: verl's multi-turn SFT dataset, with the ``tools`` column decoded.
+sodctl's SFT files (``sodctl data sft``, the tiny world) store it as a JSON string, as
+the Open-AgentRL release may; verl 0.9.1 passes the cell to the chat template as it is
+(``multiturn_sft_dataset.py:168-169,294``), and a template that iterates a string of
+JSON renders no tool schema. Lists pass through unchanged.
+
+``SodRLDataset``: verl's RL dataset with sodctl's prompt wrapping and agent loop.
 
 verl's ``RLHFDataset`` reads the parquet's ``prompt`` messages as they are. The released
 loader wrapped them first (one branch per file, from its first row's ``data_source``:
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from sodctl.engines.verl.agent_loop import AGENT_NAME
@@ -46,3 +55,21 @@ class SodRLDataset(RLHFDataset):
         prompts_file = self.config.get("sod_prompts_file", None)
         rows = wrap_rows(dataframe.to_list(), wrapping, prompts_file)
         return super().maybe_filter_out_long_prompts(datasets.Dataset.from_list(rows))
+
+
+def decode_tools(cell: Any) -> Any:
+    """A ``tools`` cell as the chat template wants it: a JSON string decoded, "" -> None."""
+    import json
+
+    if isinstance(cell, str):
+        return json.loads(cell) if cell.strip() else None
+    return cell
+
+
+class SodSFTDataset(MultiTurnSFTDataset):
+    """``MultiTurnSFTDataset`` with JSON ``tools`` cells decoded (module docstring)."""
+
+    def _read_files_and_process(self) -> None:
+        super()._read_files_and_process()
+        if self.tools is not None:
+            self.tools = [decode_tools(t) for t in self.tools]
