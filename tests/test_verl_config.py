@@ -199,7 +199,6 @@ def test_unsupported_settings_are_one_line(world):
         ("train.log_ratio_clamp=5", "clamps log(pi/pi_old) to +-20"),
         ("tool.on_invalid_call=end", "tool.on_invalid_call=end"),
         ("rollout.tensor_parallel_size=4", "does not divide engine.n_gpus_per_node=6"),
-        ("sod.opd_form=loss", "sod.opd_form=loss"),
     ]:
         with pytest.raises(SodctlUsageError, match="") as e:
             _composed(world, "table1/sod-1.7b", extra)
@@ -324,3 +323,67 @@ def test_sft_dataset_decodes_json_tools_so_the_template_renders_the_schema(world
     assert "code_interpreter" in text  # the schema is in the system turn
     trained = tok.decode(item["input_ids"][item["loss_mask"].bool()])
     assert "\\boxed{42}" in trained and "What is 6*7?" not in trained  # assistant turns only
+
+
+def test_opd_loss_form_runs_as_sodctls_distillation_loss(world):
+    c = _composed(world, "table1/sod-1.7b", "sod.opd_form=loss", "sod.opd_coef=0.5")
+    validate_rl(c)
+    loss = c.distillation.distillation_loss
+    assert (loss.loss_mode, loss.use_policy_gradient, loss.distillation_loss_coef) == ("sod_reinforce", False, 0.5)
+    assert loss.use_task_rewards is True and loss.loss_max_clamp is None
+    assert c.sod.advantage.opd_form == "loss"
+    from verl.utils.config import omega_conf_to_dataclass
+
+    omega_conf_to_dataclass(OmegaConf.create(OmegaConf.to_container(c.distillation, resolve=True)))
+    with pytest.raises(SodctlUsageError, match="opd_form=loss with OPSD"):
+        _composed(world, "table1/opsd-gt-1.7b", "sod.opd_form=loss")
+
+
+def test_sod_reinforce_loss_is_the_cores_on_verls_micro_batch_layout():
+    import torch
+    from tensordict import TensorDict
+    from verl.trainer.distillation.losses import get_distillation_loss_fn
+
+    from sodctl.core.opd import opd_reinforce_token_losses
+    from sodctl.engines.verl.loss import LOSS_NAME, sod_reinforce_losses
+
+    assert get_distillation_loss_fn(LOSS_NAME) is sod_reinforce_losses
+    g = torch.Generator().manual_seed(0)
+    prompt_lens, resp_lens = [3, 5], [4, 2]
+
+    def nested(rows, dtype=torch.float32):
+        return torch.nested.nested_tensor([torch.as_tensor(r, dtype=dtype) for r in rows], layout=torch.jagged)
+
+    lp = [-torch.rand(n, generator=g) for n in resp_lens]
+    teacher = [-torch.rand(n, generator=g) for n in resp_lens]
+    weights = [torch.rand(n, generator=g) for n in resp_lens]
+    mask = [torch.tensor([1, 1, 0, 1]), torch.tensor([1, 1])]  # an observation token inside
+    # the model's output over prompt + response, shifted by one as a causal LM gives it:
+    # position P - 1 + j holds the log-prob of response token j; the last one is a dummy
+    full = []
+    for p, r, v in zip(prompt_lens, resp_lens, lp):
+        seq = torch.full((p + r,), 99.0)
+        seq[p - 1 : p - 1 + r] = v
+        full.append(seq.requires_grad_(True))
+    data = TensorDict(
+        {
+            "prompts": nested([[1] * p for p in prompt_lens], torch.int64),
+            "responses": nested([[2] * r for r in resp_lens], torch.int64),
+            "response_mask": nested(mask, torch.int64),
+            "sod_token_weights": nested(weights),
+            "sod_teacher_log_probs": nested(teacher),
+        },
+        batch_size=2,
+    )
+    values = torch.cat(full)
+    out = torch.nested.nested_tensor_from_jagged(values, torch.tensor([0, 7, 14]))
+    losses, metrics = sod_reinforce_losses(None, None, {"log_probs": out}, data)
+    pad = lambda rows: torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)  # noqa: E731
+    expected = opd_reinforce_token_losses(pad(lp), pad(teacher), pad(weights))
+    assert torch.allclose(losses, expected)
+    m = pad(mask).bool()
+    (losses * m).sum().backward()
+    for seq, p, r, v, t, w, k in zip(full, prompt_lens, resp_lens, lp, teacher, weights, mask):
+        grad = seq.grad[p - 1 : p - 1 + r]
+        assert torch.allclose(grad, w * (v - t) * k)  # the reverse-KL gradient, masked
+    assert "sod/weighted_reverse_kl" in metrics

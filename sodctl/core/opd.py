@@ -55,6 +55,16 @@ def opd_advantages(
     return adv_BT
 
 
+def opd_reinforce_token_losses(
+    log_probs: Tensor, teacher_log_probs: Tensor, token_weights_BT: Tensor
+) -> Tensor:
+    """Per-token ``w * sg(log pi_theta - log pi_teacher) * log pi_theta``: the REINFORCE
+    form of the step-weighted reverse KL, before aggregation (both engines aggregate it
+    their own way: ``opd_reinforce_loss`` here, verl's ``agg_loss`` on verl)."""
+    gap_BT = (log_probs - teacher_log_probs.to(log_probs.dtype)).detach()
+    return token_weights_BT.detach().to(log_probs.dtype) * gap_BT * log_probs
+
+
 def opd_reinforce_loss(
     log_probs: Tensor,
     teacher_log_probs: Tensor,
@@ -71,7 +81,7 @@ def opd_reinforce_loss(
     """
     gap_BT = (log_probs - teacher_log_probs.to(log_probs.dtype)).detach()
     w_BT = token_weights_BT.detach().to(log_probs.dtype)
-    loss_BT = opd_coef * w_BT * gap_BT * log_probs
+    loss_BT = opd_coef * opd_reinforce_token_losses(log_probs, teacher_log_probs, token_weights_BT)
     loss = aggregate_loss(loss_BT, response_mask, agg)
     with torch.no_grad():
         m_BT = response_mask.to(gap_BT.dtype)

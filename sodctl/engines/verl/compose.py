@@ -273,11 +273,11 @@ def check_supported(cfg: DictConfig) -> None:
             f"rollout.turn_layout={cfg.rollout.turn_layout}: verl's agent loop lays turns out "
             "its own way ('verl'); use 'verl' or the local engine"
         )
-    if cfg.sod.opd_form == "loss" and cfg.method.opd:
+    if cfg.sod.opd_form == "loss" and cfg.method.opd and cfg.method.teacher == "self":
         raise SodctlUsageError(
-            "sod.opd_form=loss (the separate REINFORCE-form OPD loss) is not on verl yet: the "
-            "trainer writes its token weights (sod_token_weights) but no verl loss reads them; "
-            "use sod.opd_form=advantage (the released form) or the local engine"
+            "sod.opd_form=loss with OPSD: verl runs the separate OPD loss as a distillation "
+            "loss, which needs its teacher pool, and OPSD has none; use sod.opd_form=advantage "
+            "(the released form) or the local engine"
         )
     n_train = int(cfg.engine.n_gpus_per_node)
     tp = int(cfg.rollout.tensor_parallel_size)
@@ -417,15 +417,32 @@ def rl_overrides(
                 "distillation.teacher_models.teacher_model.inference.gpu_memory_utilization": float(
                     eng.gpu_memory_utilization
                 ),
-                # VERL.md §2: k1 with policy gradient and coefficient 0 starts the teacher and
-                # fills teacher_logprobs; the OPD term itself is sodctl's, in the advantage
-                "distillation.distillation_loss.loss_mode": "k1",
-                "distillation.distillation_loss.use_policy_gradient": True,
-                "distillation.distillation_loss.distillation_loss_coef": 0.0,
                 "distillation.distillation_loss.use_task_rewards": True,
+                **_opd_loss_settings(cfg),
             }
         )
     return o
+
+
+def _opd_loss_settings(cfg: DictConfig) -> dict[str, Any]:
+    """verl's distillation loss. ``opd_form=advantage`` (released): k1 with policy gradient
+    and coefficient 0 only starts the teacher and fills ``teacher_logprobs`` (VERL.md §2);
+    the OPD term is sodctl's, in the advantage. ``opd_form=loss``: sodctl's
+    ``sod_reinforce`` loss (``sodctl.engines.verl.loss``), back-propagated as it is, with
+    ``sod.opd_coef`` as its coefficient."""
+    key = "distillation.distillation_loss"
+    if cfg.sod.opd_form == "loss":
+        return {
+            f"{key}.loss_mode": "sod_reinforce",
+            f"{key}.use_policy_gradient": False,
+            f"{key}.distillation_loss_coef": float(cfg.sod.opd_coef),
+            f"{key}.loss_max_clamp": None,
+        }
+    return {
+        f"{key}.loss_mode": "k1",
+        f"{key}.use_policy_gradient": True,
+        f"{key}.distillation_loss_coef": 0.0,
+    }
 
 
 def _tool_loop_overrides(cfg: DictConfig, tool_config_path: str | Path) -> dict[str, Any]:
@@ -505,6 +522,8 @@ def validate_rl(config: DictConfig) -> None:
     with the errors as one line."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
+
+    import sodctl.engines.verl.plugin  # noqa: F401 - registers sodctl's parts (the loss names)
 
     try:
         validate_config(

@@ -159,6 +159,16 @@ def _check_reward() -> str:
     return f"{reward.REWARD_MANAGER_NAME} -> {reward.__name__}.SodDAPORewardManager"
 
 
+def _check_loss() -> str:
+    from verl.trainer.distillation.losses import DISTILLATION_LOSS_REGISTRY
+
+    from sodctl.engines.verl import loss
+
+    if DISTILLATION_LOSS_REGISTRY.get(loss.LOSS_NAME) is not loss.sod_reinforce_losses:
+        raise PluginError(f"distillation loss {loss.LOSS_NAME!r} is not in verl's registry")
+    return f"{loss.LOSS_NAME} -> {loss.__name__}.sod_reinforce_losses"
+
+
 def _check_trainer() -> str:
     importlib.import_module("sodctl.engines.verl.trainer")
     from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
@@ -176,6 +186,7 @@ _CHECKS: dict[str, tuple[str, Callable[[], str]]] = {
     "agent_loop": ("sodctl.engines.verl.agent_loop", _check_agent_loop),
     "tool": ("sodctl.engines.verl.tool", _check_tool),
     "reward": ("sodctl.engines.verl.reward", _check_reward),
+    "loss": ("sodctl.engines.verl.loss", _check_loss),
     "trainer": ("sodctl.engines.verl.trainer", _check_trainer),
 }
 

@@ -129,10 +129,9 @@ from sodctl.engines.verl.agent_loop import (
     tool_error_fields,
 )
 from sodctl.engines.verl.compose import TRAINER_MODE
+from sodctl.engines.verl.loss import SOD_TEACHER_LOG_PROBS, SOD_TOKEN_WEIGHTS
 from sodctl.errors import SodctlUsageError
 
-SOD_TOKEN_WEIGHTS = "sod_token_weights"
-SOD_TEACHER_LOG_PROBS = "sod_teacher_log_probs"
 PRIVILEGED_PARTITION = "sod_privileged"
 NEEDS_FIRST_ERROR: tuple[str, ...] = ("heuristic", "mask-after-wrong")
 PRIVILEGED_KINDS: tuple[str, ...] = ("solution", "hint")
