@@ -288,14 +288,15 @@ def _inspect_rl(report, rows, columns, cfg, tok, tok_note, row) -> None:
     )
     limit = int(cfg.data.max_prompt_tokens)
     head = f"prompts wrapped as data.prompt_wrapping={cfg.data.prompt_wrapping} ({', '.join(f'{k}: {v}' for k, v in applied.items())}); {tok_note}"
-    if tok is not None:
-        lengths = [prompt_length(tok, w["prompt"]) for w in wrapped]
-        report.sections.append(("prompt lengths", head + "\n" + length_stats(lengths, limit)))
-    else:
-        lengths = [sum(len(m["content"]) for m in w["prompt"]) for w in wrapped]
-        report.sections.append(
-            ("prompt lengths", head + "\n" + length_stats(lengths, None, "characters"))
-        )
+    _lengths(
+        report,
+        "prompt lengths",
+        head,
+        wrapped,
+        (lambda w: prompt_length(tok, w["prompt"])) if tok is not None else None,
+        lambda w: sum(len(m["content"]) for m in w["prompt"]),
+        limit,
+    )
     report.sections.append(
         (
             f"row {row}, as the engine prompts it",
@@ -335,20 +336,28 @@ def _inspect_sft(report, rows, columns, tok, tok_note, row) -> None:
             + f"\nwith a tools column entry: {sum(t is not None for t in tools)}",
         )
     )
-    if tok is not None:
-        lengths = [
-            len(tok(_render(tok, c, t, False), add_special_tokens=False)["input_ids"])
-            for c, t in zip(convs, tools)
-        ]
-        report.sections.append(
-            ("conversation lengths (with tool schemas)", tok_note + "\n" + length_stats(lengths))
-        )
-    else:
-        lengths = [sum(len(m.get("content") or "") for m in c) for c in convs]
-        report.sections.append(
-            ("conversation lengths", tok_note + "\n" + length_stats(lengths, None, "characters"))
-        )
+    _lengths(
+        report,
+        "conversation lengths (with tool schemas)",
+        tok_note,
+        list(zip(convs, tools)),
+        (lambda ct: len(tok(_render(tok, *ct, False), add_special_tokens=False)["input_ids"]))
+        if tok is not None
+        else None,
+        lambda ct: sum(len(m.get("content") or "") for m in ct[0]),
+        None,
+    )
     report.sections.append((f"row {row}, rendered", _render(tok, convs[row], tools[row], False)))
+
+
+def _lengths(report, title, head, items, tokens, chars, limit) -> None:
+    """A length section: token lengths (with the count over ``limit``) when a tokenizer
+    loaded (``tokens`` not None), else character lengths."""
+    if tokens is not None:
+        body = length_stats([tokens(x) for x in items], limit)
+    else:
+        body = length_stats([chars(x) for x in items], None, "characters")
+    report.sections.append((title, head + "\n" + body))
 
 
 def _final_form(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -381,14 +390,15 @@ def _inspect_bench(report, bench, cfg, tok, tok_note, row) -> None:
         )
     )
     limit = int(cfg.eval.max_prompt_tokens)
-    if tok is not None:
-        lengths = [prompt_length(tok, p.messages()) for p in problems]
-        report.sections.append(("prompt lengths", tok_note + "\n" + length_stats(lengths, limit)))
-    else:
-        lengths = [len(p.prompt) for p in problems]
-        report.sections.append(
-            ("prompt lengths", tok_note + "\n" + length_stats(lengths, None, "characters"))
-        )
+    _lengths(
+        report,
+        "prompt lengths",
+        tok_note,
+        problems,
+        (lambda p: prompt_length(tok, p.messages())) if tok is not None else None,
+        lambda p: len(p.prompt),
+        limit,
+    )
     if problems:
         report.sections.append(
             (
