@@ -55,16 +55,36 @@ def read_table(
     path = Path(path)
     hint = f"; {fix}" if fix else ""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".jsonl", ".json"))
-        files = [
-            p for p in files if not any(part.startswith(".") for part in p.relative_to(path).parts)
-        ]
+        files = data_files(path)
         if not files:
             raise SodctlUsageError(f"{what}: {path} holds no .parquet or .jsonl files{hint}")
         return [row for f in files for row in read_table(f, what=what, columns=columns, fix=fix)]
     if path.suffix in (".jsonl", ".json"):
         return _read_jsonl(path, what=what, columns=columns, hint=hint)
     return read_arrow(path, what=what, columns=columns, fix=fix).to_pylist()
+
+
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+
+def data_files(folder: Path, patterns: Sequence[str] | None = None) -> list[Path]:
+    """The data files (parquet, JSON lines) under ``folder``, in name order, hidden ones
+    (any part starting with ".") left out; with ``patterns``, only those whose path inside
+    ``folder`` matches one (``fnmatch``, as the hub matches ``allow_patterns``)."""
+    from fnmatch import fnmatch
+
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix in DATA_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    if patterns is None:
+        return files
+    return [
+        p for p in files if any(fnmatch(p.relative_to(folder).as_posix(), pat) for pat in patterns)
+    ]
 
 
 def _read_jsonl(
@@ -134,7 +154,7 @@ def hub_snapshot(
     )
     try:
         folder = Path(snapshot_download(repo, local_files_only=True, **kwargs))
-        if _has_files(folder, patterns):
+        if data_files(folder, patterns):
             return folder, _commit_of(folder)
     except Exception:  # noqa: BLE001 - not cached: try the network
         pass
@@ -160,21 +180,9 @@ def hub_snapshot(
         ) from None
     finally:
         hub_log.setLevel(level)
-    if not _has_files(folder, patterns):
+    if not data_files(folder, patterns):
         raise SodctlUsageError(f"{what}: {repo} has no file matching {list(patterns)}; {fix}")
     return folder, _commit_of(folder)
-
-
-def _has_files(folder: Path, patterns: Sequence[str]) -> bool:
-    """Whether ``folder`` holds a file matching one of ``patterns`` (as the hub matches
-    ``allow_patterns``: against the path inside the repository)."""
-    from fnmatch import fnmatch
-
-    return any(
-        p.is_file() and any(fnmatch(str(p.relative_to(folder)), pat) for pat in patterns)
-        for p in folder.rglob("*")
-        if not p.name.startswith(".")
-    )
 
 
 def _commit_of(folder: Path) -> str | None:

@@ -188,6 +188,7 @@ def _release_file(root: Path, release: Release) -> Path:
 def _normalise_sft(
     rows: list[dict[str, Any]], file: Path
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from sodctl.data.builders.inspect import messages_problem
     from sodctl.data.corpora import plain
 
     out, turns, calls = [], [], []
@@ -198,36 +199,12 @@ def _normalise_sft(
         messages = plain(row["messages"])
         if not isinstance(messages, list) or not messages:
             raise row_error(file, i, "messages", "not a non-empty list of {role, content} messages")
-        normalised = []
-        for j, m in enumerate(messages):
-            if not isinstance(m, Mapping) or not isinstance(m.get("role"), str):
-                raise row_error(file, i, "messages", f"message {j} has no 'role'")
-            content = m.get("content")
-            if content is not None and not isinstance(content, str):
-                raise row_error(
-                    file,
-                    i,
-                    "messages",
-                    f"message {j}'s content is {type(content).__name__}, not text",
-                )
-            tool_calls = m.get("tool_calls")
-            if tool_calls is not None and not isinstance(tool_calls, list):
-                raise row_error(file, i, "messages", f"message {j}'s tool_calls is not a list")
-            for c in tool_calls or []:
-                fn = c.get("function", c) if isinstance(c, Mapping) else None
-                if not isinstance(fn, Mapping) or not fn.get("name"):
-                    raise row_error(
-                        file, i, "messages", f"message {j} has a tool call without a function name"
-                    )
-                args = fn.get("arguments")
-                if isinstance(args, str):
-                    try:
-                        json.loads(args)
-                    except json.JSONDecodeError:
-                        raise row_error(
-                            file, i, "messages", f"message {j}'s tool-call arguments are not JSON"
-                        ) from None
-            normalised.append(sft_message(m["role"], content or "", tool_calls))
+        problem = messages_problem(messages)  # the check 'sodctl data inspect' runs
+        if problem is not None:
+            raise row_error(file, i, "messages", problem)
+        normalised = [
+            sft_message(m["role"], m.get("content") or "", m.get("tool_calls")) for m in messages
+        ]
         tools = row.get("tools")
         if isinstance(tools, str):
             try:

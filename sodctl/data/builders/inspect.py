@@ -56,9 +56,11 @@ def _text(value: Any) -> str | None:
     return None if isinstance(value, str) and value.strip() else "not a non-empty string"
 
 
-def _messages(
+def messages_problem(
     value: Any, roles: Sequence[str] = ("system", "user", "assistant", "tool")
 ) -> str | None:
+    """What is wrong with a ``messages`` cell (roles, text content, tool calls with a
+    name and JSON arguments), or None; ``sodctl data fetch sft-3k`` runs it on every row."""
     if isinstance(value, str):
         return None if value.strip() else "empty"
     if not isinstance(value, list) or not value:
@@ -87,7 +89,7 @@ def _messages(
 
 
 def _prompt(value: Any) -> str | None:
-    wrong = _messages(value, ("system", "user"))
+    wrong = messages_problem(value, ("system", "user"))
     if (
         wrong is None
         and isinstance(value, list)
@@ -129,7 +131,7 @@ RL_COLUMNS: tuple[tuple[str, Check, bool], ...] = (
     ("agent_name", _text, False),
 )
 SFT_COLUMNS: tuple[tuple[str, Check, bool], ...] = (
-    ("messages", _messages, True),
+    ("messages", messages_problem, True),
     ("tools", _tools, False),
 )
 

@@ -39,7 +39,6 @@ wrap twice. The output is ``out/rl.parquet`` (``schema.rl_schema``) and
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import random
@@ -54,6 +53,7 @@ from sodctl.data.builders.common import (
     HubOptions,
     Shards,
     counted,
+    data_files,
     file_identity,
     hub_snapshot,
     input_entry,
@@ -161,20 +161,7 @@ def _input_files(
     snapshot folder holds every split of a repository that was ever fetched (Skywork's math
     and code files lie side by side)."""
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix in (".parquet", ".jsonl", ".json") and p.is_file()
-        )
-        files = [
-            p for p in files if not any(part.startswith(".") for part in p.relative_to(path).parts)
-        ]
-        if patterns is not None:
-            files = [
-                p
-                for p in files
-                if any(fnmatch.fnmatch(p.relative_to(path).as_posix(), pat) for pat in patterns)
-            ]
+        files = data_files(path, patterns)
         if not files:
             which = (
                 f"file matching {list(patterns)}"

@@ -64,7 +64,6 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +73,7 @@ from sodctl.data.builders.common import (
     Shards,
     chunks,
     counted,
+    data_files,
     file_identity,
     fingerprint_of,
     hub_snapshot,
@@ -306,15 +306,11 @@ class LoadedSource:
 
 
 def _data_files(path: Path, patterns: Sequence[str]) -> list[Path]:
+    """The file itself, else the folder's files matching ``patterns`` (all of them when
+    none matches: a user's copy may name its files otherwise)."""
     if path.is_file():
         return [path]
-    files = sorted(
-        p for p in path.rglob("*")
-        if p.is_file() and p.suffix in (".parquet", ".jsonl", ".json")
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)
-    )  # fmt: skip
-    matching = [p for p in files if any(fnmatch(str(p.relative_to(path)), pat) for pat in patterns)]
-    return matching or files
+    return data_files(path, patterns) or data_files(path)
 
 
 def _locate(

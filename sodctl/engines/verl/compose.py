@@ -178,14 +178,6 @@ def _q(value: Any) -> str:
     return str(value)
 
 
-def _plain(node: Any) -> Any:
-    return (
-        OmegaConf.to_container(node, resolve=True, enum_to_str=True)
-        if OmegaConf.is_config(node)
-        else node
-    )
-
-
 def advantage_section(cfg: DictConfig) -> dict[str, Any]:
     """``sod.advantage``: the ``AdvantageSpec`` of the experiment, as plain values (the same
     spec the local engine builds, ``sodctl.engines.local.rl.advantage_spec``)."""
@@ -470,11 +462,6 @@ def _reward_overrides(cfg: DictConfig) -> dict[str, Any]:
 
 
 _NEW_REWARD_KEYS = ("reward.custom_reward_function.reward_kwargs", "reward.reward_kwargs")
-
-
-def tool_entry(cfg: DictConfig) -> dict[str, Any]:
-    """The tool's settings for the verl tool YAML (sodctl's ``tool`` section, plain)."""
-    return dict(_plain(cfg.tool))
 
 
 def _simple(value: Any) -> bool:
