@@ -4,4 +4,5 @@ import sys
 
 from sodctl.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # not when a spawned worker (engine.jobs > 1) imports it
+    sys.exit(main())

@@ -10,11 +10,19 @@ short pretraining stage that gives the vanilla rows a base model).
 
 Several seeds repeat the whole plan, each under ``<output_dir>/seed-<n>`` and
 ``results/<preset>/.../seed-<n>/``; tables then report mean ± std over seeds.
+
+``engine.jobs`` > 1 (``--jobs``; the tiny preset: 2) runs independent steps at once,
+each in a process of its own whose output goes to ``<output_dir>/logs/``: a step
+starts when the steps that make its models are done (``step_needs``). Every step
+reads only the models it names, so the results are those of a sequential run with
+the same ``engine.threads``; only the order of the console lines changes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +34,7 @@ from rich.table import Table
 
 from sodctl.commands.common import load, option_overrides
 from sodctl.config import final_model_dir, method_spec, run_root
+from sodctl.errors import SodctlUsageError
 
 
 @dataclass
@@ -84,13 +93,35 @@ def eval_done(cfg: DictConfig, label, model_path: str | None = None) -> bool:
     return True
 
 
+def step_done(command: str, experiment: str, cfg: DictConfig, *, seed_subdir: bool) -> bool:
+    """Whether a step's output is already there (a trained model; complete eval records)."""
+    if command in ("sft", "train"):
+        return final_model_dir(cfg).exists()
+    if not _evaluated_model(cfg).exists():
+        return False
+    path, label = _eval_target(cfg, experiment, seed_subdir)
+    return eval_done(cfg, label, path)
+
+
+def _evaluated_model(cfg: DictConfig) -> Path:
+    """The model an eval step of ``cfg`` reads (its trained model; the base for vanilla)."""
+    return final_model_dir(cfg) if cfg.method.stage != "base" else Path(cfg.model.path)
+
+
+def _eval_target(cfg: DictConfig, experiment: str, seed_subdir: bool):
+    from sodctl.commands.evaluate import eval_target
+
+    path, label = eval_target(cfg, experiment=experiment, model_opt=None)
+    return path, type(label)(label.preset, label.model, label.method, label.seed, seed_subdir)
+
+
 def run_step(
     command: str, experiment: str, cfg: DictConfig, *, seed_subdir: bool, console: Console
 ) -> str:
     """Run one step unless it is done; returns ran / resumed / cached."""
+    if step_done(command, experiment, cfg, seed_subdir=seed_subdir):
+        return "cached"
     if command in ("sft", "train"):
-        if final_model_dir(cfg).exists():
-            return "cached"
         resume = _has_checkpoint(cfg)
         if cfg.engine.name == "verl":
             from sodctl.engines.verl.compose import check_inputs
@@ -109,15 +140,143 @@ def run_step(
 
             train_rl(cfg, method_spec(cfg), resume=resume)
         return "resumed" if resume else "ran"
-    from sodctl.commands.evaluate import eval_target
     from sodctl.eval.runner import run_eval
 
-    path, label = eval_target(cfg, experiment=experiment, model_opt=None)
-    label = type(label)(label.preset, label.model, label.method, label.seed, seed_subdir)
-    if eval_done(cfg, label, path):
-        return "cached"
+    path, label = _eval_target(cfg, experiment, seed_subdir)
     run_eval(cfg, model_path=path, label=label, console=console)
     return "ran"
+
+
+def _resolved(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def step_makes(command: str, cfg: DictConfig) -> Path | None:
+    """The model directory a step writes (None for an evaluation)."""
+    return _resolved(final_model_dir(cfg)) if command in ("sft", "train") else None
+
+
+def step_needs(command: str, experiment: str, cfg: DictConfig) -> set[Path]:
+    """The model directories a step reads: the model it starts from or evaluates, and the
+    teacher of a method that has an external one."""
+    if command == "eval":
+        return {_resolved(_evaluated_model(cfg))}
+    needs = {_resolved(cfg.model.path)}
+    if command == "train" and method_spec(cfg).teacher == "external":
+        needs.add(_resolved(cfg.teacher.path))
+    return needs
+
+
+@dataclass
+class _Job:
+    """One step of a parallel run: what it is, and the steps it waits for."""
+
+    index: int
+    command: str
+    experiment: str
+    overrides: list[str]
+    seed: int | None
+    after: set[int]
+    log: Path
+    size: str | None = None  # pretrain: the zoo slot
+
+
+def _child_step(
+    command: str,
+    experiment: str,
+    overrides: list[str],
+    preset: str | None,
+    seed: int | None,
+    seed_subdir: bool,
+    log: str,
+    size: str | None = None,
+) -> tuple[str, float]:
+    """A step in a process of its own (``engine.jobs`` > 1), its output to ``log``."""
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        os.dup2(f.fileno(), 1)  # the tool's sandbox processes write here too
+        os.dup2(f.fileno(), 2)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives with the process
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    t0 = time.monotonic()
+    cfg = load(experiment, overrides, preset=preset, options=option_overrides(seed=seed))
+    console = Console(file=sys.stderr, width=120)
+    if command == "pretrain":
+        from sodctl.engines.local.sft import train_pretrain
+
+        train_pretrain(cfg, size=size, console=console)
+        return "ran", time.monotonic() - t0
+    status = run_step(command, experiment, cfg, seed_subdir=seed_subdir, console=console)
+    return status, time.monotonic() - t0
+
+
+def run_parallel(
+    jobs: list[_Job], *, preset: str | None, seed_subdir: bool, workers: int, console: Console
+) -> list[StageTime]:
+    """Run ``jobs`` (in plan order, each after the jobs it waits for) on ``workers``
+    processes. A failed step stops new ones from starting; the running ones finish,
+    and the error is raised with the step's log named."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    times: dict[int, StageTime] = {}
+    pending = {j.index: j for j in jobs}
+    finished: set[int] = set()
+    running: dict = {}
+    failure: tuple[_Job, BaseException] | None = None
+    spawn = multiprocessing.get_context("spawn")  # never fork a process that holds torch threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+        while pending or running:
+            if failure is None:
+                for j in [j for j in pending.values() if j.after <= finished]:
+                    if len(running) >= workers:
+                        break
+                    del pending[j.index]
+                    console.print(f"[bold]start[/] {j.command} {_name(j)}{_seed_note(j)}")
+                    args = (
+                        j.command,
+                        j.experiment,
+                        j.overrides,
+                        preset,
+                        j.seed,
+                        seed_subdir,
+                        str(j.log),
+                        j.size,
+                    )
+                    running[pool.submit(_child_step, *args)] = j
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                j = running.pop(fut)
+                try:
+                    status, seconds = fut.result()
+                except BaseException as e:  # noqa: BLE001 - reported below, after the others
+                    failure = failure or (j, e)
+                    console.print(
+                        f"[red]failed[/] {j.command} {_name(j)}{_seed_note(j)}: see {j.log}"
+                    )
+                    continue
+                finished.add(j.index)
+                times[j.index] = StageTime(j.command, _name(j), seconds, status)
+                console.print(
+                    f"[bold]done[/]  {j.command} {_name(j)}{_seed_note(j)}: {status}, {seconds:.1f} s"
+                )
+    if failure is not None:
+        j, e = failure
+        if isinstance(e, SodctlUsageError):  # bad input: one line, as in a sequential run
+            raise SodctlUsageError(f"{j.command} {_name(j)}{_seed_note(j)}: {e.message}") from None
+        console.print(f"[red]{j.command} {_name(j)}{_seed_note(j)} raised; its log: {j.log}")
+        raise e
+    return [times[i] for i in sorted(times)]
+
+
+def _name(j: _Job) -> str:
+    return f"zoo {j.size}" if j.command == "pretrain" else j.experiment
+
+
+def _seed_note(j: _Job) -> str:
+    return f" (seed {j.seed})" if j.seed is not None else ""
 
 
 def prepare_world(cfg: DictConfig, sizes: Sequence[str], console: Console) -> list[StageTime]:
@@ -201,9 +360,14 @@ def run_pipeline(
         report.seeds.append(int(base.seed))
         report.config = base
         extra = [f"output_dir={base.output_dir}/seed-{seed}"] if multi else []
-        report.stages += prepare_world(
-            base, plan_sizes(plan, preset, [*overrides, *extra]), console
-        )
+        sizes = plan_sizes(plan, preset, [*overrides, *extra])
+        if int(base.engine.jobs) > 1:
+            report.stages += _run_seed_parallel(
+                plan, base, sizes, preset, [*overrides, *extra], seed, multi, console
+            )
+            report.table_paths = render_tables(base, multi)
+            continue
+        report.stages += prepare_world(base, sizes, console)
         for command, experiment in plan:
             cfg = load(
                 experiment, [*overrides, *extra], preset=preset, options=option_overrides(seed=seed)
@@ -216,6 +380,57 @@ def run_pipeline(
             report.stages.append(StageTime(command, experiment, time.monotonic() - t0, status))
         report.table_paths = render_tables(base, multi)
     return report
+
+
+def _run_seed_parallel(
+    plan: Sequence[tuple[str, str]],
+    base: DictConfig,
+    sizes: Sequence[str],
+    preset: str | None,
+    overrides: list[str],
+    seed: int | None,
+    multi: bool,
+    console: Console,
+) -> list[StageTime]:
+    """One seed's plan on ``engine.jobs`` processes: the world (here), then the zoo's
+    pretraining and every step, each once the steps that make its models are done."""
+    from sodctl.engines.local.sft import PRETRAINED_MARKER
+
+    stages = prepare_world(base, [], console)
+    logs = Path(base.output_dir) / "logs" / (f"seed-{seed}" if multi else "")
+    jobs: list[_Job] = []
+    makers: dict[Path, int] = {}
+
+    def add(
+        command: str, experiment: str, after: set[int], name: str, size: str | None = None
+    ) -> int:
+        jobs.append(
+            _Job(len(jobs), command, experiment, overrides, seed, after, logs / f"{name}.log", size)
+        )
+        return len(jobs) - 1
+
+    for size in sizes if base.preset in ("tiny", "smoke") else ():
+        if (Path(base.zoo[size]) / PRETRAINED_MARKER).is_file():
+            stages.append(StageTime("pretrain", f"zoo {size}", 0.0, "cached"))
+            continue
+        makers[_resolved(base.zoo[size])] = add(
+            "pretrain", plan[0][1], set(), f"pretrain-{size}", size
+        )
+    for command, experiment in plan:
+        cfg = load(experiment, overrides, preset=preset, options=option_overrides(seed=seed))
+        if step_done(command, experiment, cfg, seed_subdir=multi):
+            stages.append(StageTime(command, experiment, 0.0, "cached"))
+            continue
+        after = {makers[p] for p in step_needs(command, experiment, cfg) if p in makers}
+        index = add(command, experiment, after, f"{command}-{experiment.replace('/', '_')}")
+        made = step_makes(command, cfg)
+        if made is not None:
+            makers[made] = index
+    workers = int(base.engine.jobs)
+    console.rule(f"[bold]{len(jobs)} steps on {workers} processes[/] (each step's output: {logs}/)")
+    return stages + run_parallel(
+        jobs, preset=preset, seed_subdir=multi, workers=workers, console=console
+    )
 
 
 # --- planning (``--dry-run``) -----------------------------------------------------------------

@@ -89,6 +89,14 @@ def run_metadata(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, An
     }
 
 
+def use_threads(n: int | None) -> None:
+    """Let torch use ``n`` CPU threads (``engine.threads``); None leaves torch's default."""
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed Python, NumPy (if installed) and torch.
 

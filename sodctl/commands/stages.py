@@ -347,6 +347,17 @@ def parse_seeds(text: str | None) -> list[int]:
     return seeds
 
 
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="Steps run at once on the local engine, each in its own process (config key "
+        "engine.jobs; the tiny preset: 2).",
+        show_default=False,
+    ),
+]
+
 SeedsOpt = Annotated[
     str | None,
     typer.Option(
@@ -367,6 +378,7 @@ def reproduce(
     overrides: OverridesArg = None,
     preset: PresetOpt = None,
     seeds: SeedsOpt = None,
+    jobs: JobsOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Validate every config and print the plan; run nothing."),
@@ -374,6 +386,7 @@ def reproduce(
 ) -> None:
     """Run every stage a paper table needs, in order, then render the table."""
     seed_list = parse_seeds(seeds)
+    overrides = [*(overrides or []), *option_overrides(engine__jobs=jobs)]
     plan = table_plan(table)
     lines = []
     for seed in seed_list or [None]:
@@ -513,6 +526,7 @@ def ablate(
     seed: SeedOpt = None,
     seeds: SeedsOpt = None,
     engine: EngineOpt = None,
+    jobs: JobsOpt = None,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Validate every config and print the plan; run nothing."),
@@ -544,7 +558,7 @@ def ablate(
         ("train", experiment),
         ("eval", experiment),
     ]
-    extra = [*(overrides or []), *option_overrides(engine__name=engine)]
+    extra = [*(overrides or []), *option_overrides(engine__name=engine, engine__jobs=jobs)]
     if dry_run:
         commands = [
             f"sodctl {c} {e} --preset {cfg.preset} {' '.join(extra)}".rstrip() for c, e in plan

@@ -351,6 +351,12 @@ class EngineConfig:
 
     name: EngineName = EngineName("local")
     device: str = "auto"  # local engine: auto, cpu, cuda, cuda:N
+    # local engine: torch's CPU threads (null: torch's default, one per core). CPU results
+    # depend on it (the order of float sums), so a preset that wants one table fixes it.
+    threads: int | None = None
+    # reproduce / ablate on the local engine: steps run at once, each in its own process
+    # (a step starts once the steps that make its models are done)
+    jobs: int = 1
     # verl engine. The trainer pool (actor + vLLM rollout): nnodes x n_gpus_per_node GPUs.
     n_gpus_per_node: int = 1
     nnodes: int = 1
@@ -531,6 +537,8 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("eval.max_response_tokens", _positive, "a positive integer"),
     ("eval.max_prompt_tokens", _positive, "a positive integer"),
     ("eval.limit", _optional_positive, "a positive integer or null"),
+    ("engine.threads", _optional_positive, "a positive integer or null (torch's default)"),
+    ("engine.jobs", _positive, "a positive integer (1: one step at a time)"),
     ("logging.log_every", _positive, "a positive integer"),
     ("engine.n_gpus_per_node", _positive, "a positive integer"),
     ("engine.nnodes", _positive, "a positive integer"),

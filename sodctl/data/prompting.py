@@ -34,6 +34,13 @@ from sodctl.data.files import to_python
 from sodctl.errors import SodctlUsageError
 from sodctl.rewards.mcq import option_letter
 
+# What OPSD appends to the last user turn for its self-teacher (the solution or the hint);
+# the tiny world's SFT set carries a few prompts with them, so its models can read one.
+PRIVILEGED_LEADS: dict[str, str] = {
+    "solution": "\n\nA reference solution, for you alone: {text}",
+    "hint": "\n\nA hint: {text}",
+}
+
 #: The pieces a templates file must hold, and the placeholders each may use.
 TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "math_lead": (),

@@ -376,7 +376,9 @@ def make_engine(cfg, model_path: str):
             tensor_parallel_size=cfg.rollout.tensor_parallel_size,
         )
     from sodctl.rollout.hf_engine import HFEngine
+    from sodctl.runinfo import use_threads
 
+    use_threads(cfg.engine.threads)
     return HFEngine.from_pretrained(
         model_path,
         dtype=cfg.model.dtype,

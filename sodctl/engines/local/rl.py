@@ -52,16 +52,13 @@ from sodctl.errors import SodctlUsageError
 from sodctl.methods import MethodSpec
 from sodctl.rewards.mcq import option_letter
 from sodctl.rewards.reward import code_test_options
+from sodctl.data.prompting import PRIVILEGED_LEADS
 from sodctl.rewards.verl_compat import kind_for_source
 from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
 from sodctl.rollout.engine import SamplingParams
 from sodctl.rollout.hf_engine import HFEngine
-from sodctl.runinfo import seed_everything
+from sodctl.runinfo import seed_everything, use_threads
 
-PRIVILEGED_LEADS = {
-    "solution": "\n\nA reference solution, for you alone: {text}",
-    "hint": "\n\nA hint: {text}",
-}
 SAMPLES_PER_STEP = 4  # trajectories per step written to samples.jsonl (with d_k, w_k)
 
 
@@ -319,6 +316,7 @@ def train_rl(
     from sodctl.progress import progress_bar
     from sodctl.rewards import training_rewards, verl_num_turns
     seed_everything(cfg.seed)
+    use_threads(cfg.engine.threads)
     device = resolve_device(cfg.engine.device)
     data = load_rl_problems(cfg)  # inputs first: bad ones must not leave a run directory behind
     tr = RLTrainer(cfg, method, device)

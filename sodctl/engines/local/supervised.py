@@ -41,7 +41,7 @@ from sodctl.engines.local.run import (
 )
 from sodctl.errors import SodctlUsageError
 from sodctl.progress import progress_bar
-from sodctl.runinfo import seed_everything
+from sodctl.runinfo import seed_everything, use_threads
 
 OnStep = Callable[[int, dict[str, float]], None]
 
@@ -241,6 +241,7 @@ def train_supervised(
         console.print(f"{section}: {run.final} exists: already finished")
         return run.final
     seed_everything(cfg.seed)
+    use_threads(cfg.engine.threads)
     device = resolve_device(cfg.engine.device)
     ckpt = run.latest_checkpoint() if resume else None
     # "auto" trains float32 master weights (bf16 autocast on CUDA), as verl's SFT does.

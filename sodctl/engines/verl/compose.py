@@ -286,7 +286,7 @@ def rl_overrides(
     """The Hydra overrides that turn ``conf/sod_trainer.yaml`` into this experiment's run
     (module docstring; every key is in ``FIDELITY``)."""
     from sodctl.config import method_spec
-    from sodctl.engines.local.rl import PRIVILEGED_LEADS
+    from sodctl.data.prompting import PRIVILEGED_LEADS
 
     check_supported(cfg)
     method = method_spec(cfg)
