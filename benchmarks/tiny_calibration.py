@@ -3,6 +3,7 @@
     python benchmarks/tiny_calibration.py                        # results/, runs/tiny
     python benchmarks/tiny_calibration.py --results reference/tiny-seeds --runs runs/tiny
     python benchmarks/tiny_calibration.py --probe                # + the privileged-context probe
+    python benchmarks/tiny_calibration.py --probe data.out_dir=DIR   # a world built elsewhere
 
 Prints, for the rows of Table 1 (and Table 2 when present):
 - every row's Average per seed, its mean and std over seeds, and one run's stderr;
@@ -40,6 +41,12 @@ def main() -> int:
     ap.add_argument("--runs", default="runs/tiny", help="output_dir of the run")
     ap.add_argument("--probe", action="store_true", help="run the privileged-context probe")
     ap.add_argument("--probe-n", type=int, default=128, help="RL problems the probe uses")
+    ap.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides for the probe (data.out_dir=...)",
+    )
     args = ap.parse_args()
 
     rows = row_averages(args.results, args.preset)
@@ -99,7 +106,13 @@ def main() -> int:
             )
 
     if args.probe:
-        _probe(args)
+        from sodctl.errors import SodctlUsageError
+
+        try:
+            _probe(args)
+        except SodctlUsageError as e:
+            print(f"tiny_calibration: error: {e.message}")
+            return 2
     return 0
 
 
@@ -118,7 +131,7 @@ def _probe(args) -> None:
         if not model.is_dir():
             print(f"| {experiment} | (no model at {model}) | | | |")
             continue
-        cfg = load(experiment, [f"output_dir={root}"], preset=args.preset)
+        cfg = load(experiment, [f"output_dir={root}", *args.overrides], preset=args.preset)
         acc = privileged_accuracy(cfg, str(model), n=args.probe_n)
         kinds = "; ".join(
             f"{k} {v['plain']:.0f} / {v['solution']:.0f} / {v['hint']:.0f}"

@@ -11,7 +11,7 @@ short pretraining stage that gives the vanilla rows a base model).
 Several seeds repeat the whole plan, each under ``<output_dir>/seed-<n>`` and
 ``results/<preset>/.../seed-<n>/``; tables then report mean ± std over seeds.
 
-``engine.jobs`` > 1 (``--jobs``; the tiny preset: 2) runs independent steps at once,
+``engine.jobs`` > 1 (``--jobs``; default 1) runs independent steps at once,
 each in a process of its own whose output goes to ``<output_dir>/logs/``: a step
 starts when the steps that make its models are done (``step_needs``). Every step
 reads only the models it names, so the results are those of a sequential run with

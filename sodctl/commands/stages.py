@@ -353,7 +353,7 @@ JobsOpt = Annotated[
         "--jobs",
         min=1,
         help="Steps run at once on the local engine, each in its own process (config key "
-        "engine.jobs; the tiny preset: 2).",
+        "engine.jobs; default 1).",
         show_default=False,
     ),
 ]

@@ -15,15 +15,14 @@ What makes the miniature's Table 1 evidence rather than luck, each measured:
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sodctl.results.paper import PAPER_BENCHES
 from sodctl.results.store import ResultStore, load_results
-
-BENCHES = ("aime24", "aime25", "gpqa", "lcb")
+from sodctl.results.tables import TABLE_TEACHER, combined_stderr, seed_averages
 
 
 @dataclass
@@ -50,25 +49,22 @@ def row_averages(
     store: ResultStore | str | Path, preset: str, *, grader: str = "strict"
 ) -> dict[tuple[str, str], RowAverage]:
     """Every (model, method) with all four benches for a seed: that seed's Average (the
-    mean of the four avg@k) and its standard error (root of the summed squares / 4)."""
+    table's ``seed_averages``) and one run's standard error (``combined_stderr``)."""
     store = load_results(store) if not isinstance(store, ResultStore) else store
-    cells: dict[tuple[str, str, str], dict[str, dict]] = defaultdict(dict)
-    for r in store.records:
-        if r.preset != preset or r.bench not in BENCHES:
-            continue
-        g = r.grader(grader)
-        if g is not None:
-            cells[(r.model, r.method, r.seed)][r.bench] = {**g, "n": r.summary.get("n_problems", 0)}
     rows: dict[tuple[str, str], RowAverage] = {}
-    for (model, method, seed), benches in sorted(cells.items()):
-        if set(benches) != set(BENCHES):
+    for model, method in sorted({(r.model, r.method) for r in store.records if r.preset == preset}):
+        averages = seed_averages(store, preset, model, method, grader)
+        if not averages:
             continue
-        row = rows.setdefault((model, method), RowAverage(model, method))
-        row.average[seed] = statistics.fmean(float(benches[b]["avg_at_k"]) for b in BENCHES)
-        errs = [float(benches[b].get("stderr") or 0.0) for b in BENCHES]
-        row.stderr[seed] = math.sqrt(sum(e * e for e in errs)) / len(BENCHES)
-        for b in BENCHES:
-            row.n_problems[b] = int(benches[b]["n"])
+        row = rows[(model, method)] = RowAverage(model, method, averages)
+        for seed in averages:
+            errs = []
+            for bench in PAPER_BENCHES:
+                cells = store.select(preset, model, method, bench, TABLE_TEACHER)
+                record = next(r for r in cells if (r.seed or str(r.path)) == seed)
+                errs.append(float((record.grader(grader) or {}).get("stderr") or 0.0))
+                row.n_problems[bench] = int(record.summary.get("n_problems", 0))
+            row.stderr[seed] = combined_stderr(errs)
     return rows
 
 
@@ -118,7 +114,7 @@ def tool_error_effect(
     store = load_results(store) if not isinstance(store, ResultStore) else store
     out: dict[tuple[str, str], ToolErrorEffect] = defaultdict(ToolErrorEffect)
     for r in store.records:
-        if r.preset != preset or r.bench not in BENCHES:
+        if r.preset != preset or r.bench not in PAPER_BENCHES:
             continue
         records = r.path.with_suffix(".jsonl")
         if not records.is_file():

@@ -205,6 +205,11 @@ def seed_averages(
     return {s: math.fsum(d[s] for d in per_bench) / len(per_bench) for s in sorted(complete)}
 
 
+def combined_stderr(errs: Sequence[float]) -> float:
+    """The standard error of a mean of independent estimates: sqrt of the summed squares / n."""
+    return math.sqrt(math.fsum(e * e for e in errs)) / len(errs)
+
+
 def _average(
     store: ResultStore, preset: str, model: str, method: str, grader: str, bench_cells: list[Cell]
 ) -> Value | None:
@@ -222,8 +227,7 @@ def _average(
     if all(v.n == 1 for v in present):
         errs = [v.err for v in present]
         if all(e is not None for e in errs):
-            err = math.sqrt(math.fsum(e * e for e in errs if e is not None)) / len(errs)
-            return Value(mean, err, 1, "stderr")
+            return Value(mean, combined_stderr([e for e in errs if e is not None]), 1, "stderr")
         return Value(mean, None, 1, "none")
     per_seed = list(seed_averages(store, preset, model, method, grader).values())
     spread = aggregate(per_seed)
