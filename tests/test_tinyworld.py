@@ -20,9 +20,11 @@ from sodctl.data.tinyworld.build import (
     MODEL_SLOTS,
     TOKENIZER_VOCAB,
     rl_rows,
+    sft_privileged,
     sft_variants,
     split_counts,
 )
+from sodctl.data.tinyworld.expert import opening_line, privileged_prompt
 from sodctl.data.tinyworld.problems import BENCH_OF, as_benchmark_problem
 from sodctl.errors import SodctlUsageError
 from sodctl.models.tiny import CHARS, CHAT_TEMPLATE, TINY_SPECS, build_model, build_tokenizer
@@ -226,7 +228,8 @@ def test_sft_trajectories_replay_through_the_tool_and_grade_correct(world):
     for family in FAMILIES:
         for p in draw_problems(0, SMOKE_COUNTS)["sft"][family]:
             shown = as_benchmark_problem(p, load_prompts(PROMPTS))
-            truth[shown.prompt] = (shown.ground_truth, p.kind)
+            for privileged in (None, "solution", "hint"):
+                truth[privileged_prompt(p, shown.prompt, privileged)] = (shown.ground_truth, p.kind)
     tool = _smoke_tool()
     recovered = two_calls = 0
     for messages, tools in zip(sft.messages, sft.tools):
@@ -299,6 +302,32 @@ def test_the_tiny_preset_gets_15_percent_recoveries():
     recovery = sum(v in ("name-error", "indent-trap") for v in variants) / len(variants)
     assert recovery == pytest.approx(0.15)
     assert variants.count("two-calls") == round(0.05 * WORLD_SIZES["tiny"].sft)
+
+
+def test_privileged_sft_prompts_are_the_opsd_teachers_and_the_expert_uses_them(tiny_world):
+    """15% of the SFT trajectories show the self-teacher's prompt (10% the solution, 5% the
+    hint) built exactly as OPSD builds it, and their opening line uses it."""
+    from sodctl.engines.local.rl import RLProblem, privileged_messages
+
+    marks = sft_privileged(WORLD_SIZES["tiny"].sft, random.Random(0))
+    assert marks.count("solution") == 400 and marks.count("hint") == 200
+    prompts = load_prompts(PROMPTS)
+    drawn = draw_problems(3, {"x": 2})["x"]
+    for family in FAMILIES:
+        for p in drawn[family]:
+            shown = as_benchmark_problem(p, prompts)
+            rl = RLProblem(shown.messages(), shown.ground_truth, p.kind, p.solution, p.hint)
+            for kind in ("solution", "hint"):
+                teacher = privileged_messages(rl, kind)[-1]["content"]
+                assert privileged_prompt(p, shown.prompt, kind) == teacher
+            assert privileged_prompt(p, shown.prompt, None) == shown.prompt
+            if p.kind != "code":
+                assert p.value in opening_line(p, "solution")
+    counts = json.loads((tiny_world / "manifest.json").read_text())["counts"]
+    assert counts["sft_privileged"] == {"hint": 200, "none": 3400, "solution": 400}
+    firsts = [m[0]["content"] for m in pd.read_parquet(tiny_world / "sft.parquet").messages]
+    assert sum("A reference solution, for you alone:" in f for f in firsts) == 400
+    assert sum("\n\nA hint: " in f for f in firsts) == 200
 
 
 # --- splits and budgets ------------------------------------------------------------------------

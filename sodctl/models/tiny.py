@@ -174,7 +174,9 @@ def _spec(hidden: int, layers: int, heads: int, kv_heads: int, ffn: int) -> Tiny
 # results after ~200-250 steps; the smaller ones later, at a seed-dependent step
 # (hidden 96 / 3 layers: not by 250 in one run, by ~300 in another). head_dim 32
 # keeps them cheap on CPU; vLLM's CPU backend needs head_dim 64, so these are
-# served with transformers.
+# served with transformers. Deeper shapes (3-5 layers, 4 heads, init std 0.1) with
+# copy-heavy pretraining copied before SFT, but made one seed of the tiny Table 1
+# take 45 min instead of 15, and its 1.7b SFT row still failed (issue 12's notes).
 TINY_SPECS: dict[str, dict[str, TinyModelSpec]] = {
     "tiny": {
         "0.6b": _spec(64, 2, 2, 1, 192),  # ~0.11 M parameters

@@ -36,7 +36,9 @@ from typing import Any
 from sodctl.data.benchmarks import BENCHMARKS
 from sodctl.data.loaders import load_prompts, prompts_path
 from sodctl.data.tinyworld.expert import (
+    PRIVILEGED_FRACTIONS,
     RECOVERY_VARIANTS,
+    Privileged,
     Variant,
     tools_column,
     write_trajectories,
@@ -54,8 +56,9 @@ from sodctl.data.tinyworld.problems import (
 from sodctl.errors import SodctlUsageError
 
 # Bump when any generated file changes for the same seed (2: BPE tokenizer, copy-heavy pretraining;
-# 3: the released protocol: observation texts, prompt pieces, the tool schema text).
-TINYWORLD_VERSION = "3"
+# 3: the released protocol: observation texts, prompt pieces, the tool schema text;
+# 4: 128 problems a bench; 15% of SFT prompts hold the OPSD teacher's privileged context).
+TINYWORLD_VERSION = "4"
 TINY_PROMPTS_FILE = "tiny_prompts.yaml"
 RECOVERY_FRACTION = 0.15
 TWO_CALLS_FRACTION = 0.05
@@ -72,7 +75,7 @@ class WorldSizes:
 
 
 WORLD_SIZES: dict[str, WorldSizes] = {
-    "tiny": WorldSizes(eval_per_bench=32, rl=512, sft=4000, pretrain=4000),
+    "tiny": WorldSizes(eval_per_bench=128, rl=512, sft=4000, pretrain=4000),
     "smoke": WorldSizes(eval_per_bench=4, rl=8, sft=8, pretrain=16),
 }
 
@@ -188,6 +191,17 @@ def sft_variants(n: int, rng: random.Random) -> list[Variant]:
     variants += ["two-calls"] * n_two + ["direct"] * (n - n_rec - n_two)
     rng.shuffle(variants)
     return variants
+
+
+def sft_privileged(n: int, rng: random.Random) -> list[Privileged]:
+    """Exactly round(share * n) trajectories per privileged context (PRIVILEGED_FRACTIONS),
+    at shuffled positions; the rest see the plain prompt."""
+    marks: list[Privileged] = []
+    for kind, share in PRIVILEGED_FRACTIONS.items():
+        marks += [kind] * round(share * n)  # type: ignore[list-item]
+    marks += [None] * (n - len(marks))
+    rng.shuffle(marks)
+    return marks
 
 
 def _interleave(by_family: dict[str, list[TinyProblem]], n: int) -> list[TinyProblem]:
@@ -367,7 +381,8 @@ def build_tinyworld(
 
     sft_problems = _interleave(world["sft"], sizes.sft)
     rng.shuffle(sft_problems)
-    items = list(zip(sft_problems, sft_variants(len(sft_problems), rng)))
+    n_sft = len(sft_problems)
+    items = list(zip(sft_problems, sft_variants(n_sft, rng), sft_privileged(n_sft, rng)))
     expert = write_trajectories(items, prompts, _tool(tool_cfg))
     tools = tools_column()
     sft_rows = [{"messages": m, "tools": tools} for m in expert.rows]
@@ -387,6 +402,7 @@ def build_tinyworld(
             "sft": len(expert.rows),
             "sft_by_variant": dict(sorted(expert.variants.items())),
             "sft_dropped": dict(sorted(expert.dropped.items())),
+            "sft_privileged": dict(sorted(expert.privileged.items())),
             "pretrain": len(texts),
         },
         "models": models,

@@ -13,6 +13,12 @@ final answer (``\\boxed{}``, or a ```python block for code). Variants:
 - ``indent-trap``: a first call whose indented last line the paper print rule
   moves out of its block (IndentationError, REFERENCE §6), then a flat call.
 
+A share of trajectories (``PRIVILEGED_FRACTIONS``) shows the OPSD teacher's
+prompt: the user turn ends with the reference solution or the hint
+(``PRIVILEGED_LEADS``, exactly as the self-teacher reads it), and the opening
+line uses it (``The reference gives 1234.``) before the same calls. A real model
+can read what its prompt tells it; this teaches the tiny ones to.
+
 Observations are never written by hand: every call runs through the real
 ``CodeInterpreter`` in paper print mode with the preset's limits. A trajectory
 whose calls do not behave as scripted, or whose final answer the real grader
@@ -24,15 +30,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sodctl.data.prompting import PRIVILEGED_LEADS
 from sodctl.data.tinyworld.problems import TinyProblem, as_benchmark_problem
 from sodctl.rewards import grade_many
 from sodctl.tools.code_interpreter import TOOL_NAME, CodeInterpreter
 
 Variant = Literal["direct", "two-calls", "name-error", "indent-trap"]
 RECOVERY_VARIANTS: tuple[Variant, ...] = ("name-error", "indent-trap")
+Privileged = Literal["solution", "hint"] | None
+PRIVILEGED_FRACTIONS: dict[str, float] = {"solution": 0.10, "hint": 0.05}
 
 _OPENING = {
     "math": "Compute it.",
@@ -51,9 +60,26 @@ class ScriptedCall:
     expect: str | None
 
 
-def script(p: TinyProblem, variant: Variant) -> list[ScriptedCall]:
+def opening_line(p: TinyProblem, privileged: Privileged = None) -> str:
+    """What the first assistant turn says before its call; it uses a privileged context."""
+    if privileged == "solution":
+        return "Use the reference." if p.kind == "code" else f"The reference gives {p.value}."
+    if privileged == "hint":
+        return "Use the hint."
+    return _OPENING[p.kind]
+
+
+def privileged_prompt(p: TinyProblem, prompt: str, privileged: Privileged) -> str:
+    """The user turn as the OPSD self-teacher sees it (the prompt, then its lead)."""
+    if privileged is None:
+        return prompt
+    text = p.solution if privileged == "solution" else p.hint
+    return prompt + PRIVILEGED_LEADS[privileged].format(text=text)
+
+
+def script(p: TinyProblem, variant: Variant, privileged: Privileged = None) -> list[ScriptedCall]:
     """The expert's tool calls for ``p`` in ``variant``."""
-    opening = _OPENING[p.kind]
+    opening = opening_line(p, privileged)
     answer = ScriptedCall(opening, p.tool_code(), p.value)
     if variant == "direct":
         return [answer]
@@ -92,22 +118,24 @@ class ExpertReport:
     rows: list[list[dict[str, Any]]]  # one message list per kept trajectory
     variants: Counter[str]  # of the kept ones
     dropped: Counter[str]  # reason -> count
+    privileged: Counter[str] = field(default_factory=Counter)  # of the kept: solution/hint/none
 
 
 def write_trajectories(
-    items: Sequence[tuple[TinyProblem, Variant]],
+    items: Sequence[tuple[TinyProblem, Variant, Privileged]],
     prompts: dict[str, str],
     tool: CodeInterpreter,
 ) -> ExpertReport:
     """Run every scripted call (one concurrent batch), check, grade; keep the good ones."""
-    scripts = [script(p, v) for p, v in items]
+    scripts = [script(p, v, priv) for p, v, priv in items]
     flat = [call for calls in scripts for call in calls]
     outcomes = iter(tool.run_many([{"code": c.code} for c in flat]))
     report = ExpertReport([], Counter(), Counter())
     candidates: list[tuple[int, list[dict[str, Any]], str]] = []
-    for i, ((p, _variant), calls) in enumerate(zip(items, scripts)):
+    for i, ((p, _variant, priv), calls) in enumerate(zip(items, scripts)):
         bench_problem = as_benchmark_problem(p, prompts)
-        messages: list[dict[str, Any]] = [{"role": "user", "content": bench_problem.prompt}]
+        user = privileged_prompt(p, bench_problem.prompt, priv)
+        messages: list[dict[str, Any]] = [{"role": "user", "content": user}]
         ok = True
         for call in calls:
             out = next(outcomes)
@@ -136,6 +164,7 @@ def write_trajectories(
             continue
         report.rows.append(messages)
         report.variants[items[i][1]] += 1
+        report.privileged[items[i][2] or "none"] += 1
     return report
 
 

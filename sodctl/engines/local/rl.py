@@ -40,6 +40,7 @@ from sodctl.core import (
     opd_reinforce_loss,
     ppo_clipped_loss,
 )
+from sodctl.data.prompting import PRIVILEGED_LEADS
 from sodctl.engines.local.run import (
     MetricsLogger,
     RunDir,
@@ -52,7 +53,6 @@ from sodctl.errors import SodctlUsageError
 from sodctl.methods import MethodSpec
 from sodctl.rewards.mcq import option_letter
 from sodctl.rewards.reward import code_test_options
-from sodctl.data.prompting import PRIVILEGED_LEADS
 from sodctl.rewards.verl_compat import kind_for_source
 from sodctl.rollout.agent import AgentLoopConfig, Trajectory, chat_prompt_ids, run_agent_loop
 from sodctl.rollout.engine import SamplingParams
