@@ -117,8 +117,11 @@ def main() -> int:
 
 
 def _probe(args) -> None:
+    from sodctl.cli import quiet_libraries
     from sodctl.commands.common import load
     from sodctl.eval.privileged import privileged_accuracy
+
+    quiet_libraries(True)  # no "Loading weights" bar per model, as the CLI without --verbose
 
     print(f"\n## privileged context (first {args.probe_n} RL problems, k=2, eval sampling)\n")
     print("| model | plain % | + solution % | + hint % | by kind (plain / solution / hint) |")

@@ -54,7 +54,7 @@ def world(tmp_path_factory) -> tuple[Path, float]:
 
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory) -> Path:
-    """The full tiny world (~15 s): its budgets are checked with its own tokenizer."""
+    """The full tiny world (~1.5 min on 2 cores): its budgets are checked with its own tokenizer."""
     out = tmp_path_factory.mktemp("tiny") / "world"
     build_tinyworld(out, preset="tiny")
     return out
