@@ -41,6 +41,20 @@ PRIVILEGED_LEADS: dict[str, str] = {
     "hint": "\n\nA hint: {text}",
 }
 
+
+def privileged_messages(
+    messages: Sequence[Mapping[str, Any]], text: str, lead: str
+) -> list[dict[str, Any]]:
+    """The self-teacher's prompt: the last user turn extended with ``lead`` filled with ``text``
+    (both engines' OPSD and the tiny world's privileged SFT prompts build it here)."""
+    msgs = [dict(m) for m in messages]
+    users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
+    if not users:
+        raise SodctlUsageError("OPSD: a prompt has no user turn to add the privileged text to")
+    msgs[users[-1]]["content"] = str(msgs[users[-1]]["content"]) + lead.format(text=text)
+    return msgs
+
+
 #: The pieces a templates file must hold, and the placeholders each may use.
 TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "math_lead": (),

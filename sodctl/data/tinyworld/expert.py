@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sodctl.data.prompting import PRIVILEGED_LEADS
+from sodctl.data.prompting import PRIVILEGED_LEADS, privileged_messages
 from sodctl.data.tinyworld.problems import TinyProblem, as_benchmark_problem
 from sodctl.rewards import grade_many
 from sodctl.tools.code_interpreter import TOOL_NAME, CodeInterpreter
@@ -74,7 +74,8 @@ def privileged_prompt(p: TinyProblem, prompt: str, privileged: Privileged) -> st
     if privileged is None:
         return prompt
     text = p.solution if privileged == "solution" else p.hint
-    return prompt + PRIVILEGED_LEADS[privileged].format(text=text)
+    user = [{"role": "user", "content": prompt}]
+    return privileged_messages(user, text, PRIVILEGED_LEADS[privileged])[0]["content"]
 
 
 def script(p: TinyProblem, variant: Variant, privileged: Privileged = None) -> list[ScriptedCall]:

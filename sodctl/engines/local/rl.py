@@ -41,6 +41,7 @@ from sodctl.core import (
     ppo_clipped_loss,
 )
 from sodctl.data.prompting import PRIVILEGED_LEADS
+from sodctl.data.prompting import privileged_messages as with_privileged
 from sodctl.engines.local.run import (
     MetricsLogger,
     RunDir,
@@ -166,10 +167,7 @@ def privileged_messages(problem: RLProblem, privileged: str) -> list[dict[str, s
         raise SodctlUsageError(
             f"OPSD needs extra_info.{privileged} in every RL row; a row has none"
         )
-    msgs = [dict(m) for m in problem.messages]
-    last_user = max(i for i, m in enumerate(msgs) if m["role"] == "user")
-    msgs[last_user]["content"] += PRIVILEGED_LEADS[privileged].format(text=text)
-    return msgs
+    return with_privileged(problem.messages, text, PRIVILEGED_LEADS[privileged])
 
 
 def pad_batch(

@@ -122,6 +122,7 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.workers.utils.padding import response_from_nested, response_to_nested
 
 from sodctl.core.advantages import AdvantageSpec, compute_advantages
+from sodctl.data.prompting import privileged_messages
 from sodctl.engines.verl.agent_loop import (
     FIRST_ERROR_STEP,
     TOOL_CALLS,
@@ -392,18 +393,6 @@ def privileged_text(extra_info: Mapping[str, Any] | None, privileged: str, uid: 
             f"OPSD needs extra_info.{privileged} in every RL row; the prompt {uid} has none"
         )
     return text
-
-
-def privileged_messages(
-    messages: Sequence[Mapping[str, Any]], text: str, lead: str
-) -> list[dict[str, Any]]:
-    """The self-teacher's prompt: the last user turn extended with ``lead`` filled with ``text``."""
-    msgs = [dict(m) for m in messages]
-    users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
-    if not users:
-        raise SodctlUsageError("OPSD: a prompt has no user turn to add the privileged text to")
-    msgs[users[-1]]["content"] = str(msgs[users[-1]]["content"]) + lead.format(text=text)
-    return msgs
 
 
 def privileged_prompt_ids(
