@@ -9,7 +9,11 @@ smoke presets the tiny world is built first (data and base models, then the
 short pretraining stage that gives the vanilla rows a base model).
 
 Several seeds repeat the whole plan, each under ``<output_dir>/seed-<n>`` and
-``results/<preset>/.../seed-<n>/``; tables then report mean ± std over seeds.
+``results/<preset>/.../seed-<n>/``; tables then report mean ± std over seeds. The
+teacher is trained once, by the first seed, under ``<output_dir>/teacher/`` (the
+``teacher_dir`` every seed is given), and every seed's students distil from it, as
+all of the paper's do from its one teacher; each seed still evaluates it with its
+own sampling seed. ``teacher_dir='${output_dir}'`` trains one teacher per seed.
 
 ``engine.jobs`` > 1 (``--jobs``; default 1) runs independent steps at once,
 each in a process of its own whose output goes to ``<output_dir>/logs/``: a step
@@ -344,6 +348,20 @@ def preflight(
     require_verl()
 
 
+def seed_overrides(
+    base: DictConfig, seed: int | None, multi: bool, overrides: Sequence[str]
+) -> list[str]:
+    """What a seed of a multi-seed run adds to the overrides: its own ``output_dir``, and
+    (unless the user set ``teacher_dir``) the common root as ``teacher_dir``, so the
+    first seed trains the teacher and the others find it there."""
+    if not multi:
+        return []
+    extra = [f"output_dir={base.output_dir}/seed-{seed}"]
+    if not any(o.split("=", 1)[0].lstrip("+") == "teacher_dir" for o in overrides):
+        extra.append(f"teacher_dir={base.output_dir}")
+    return extra
+
+
 def run_pipeline(
     plan: Sequence[tuple[str, str]],
     *,
@@ -359,7 +377,7 @@ def run_pipeline(
         base = load(plan[0][1], overrides, preset=preset, options=option_overrides(seed=seed))
         report.seeds.append(int(base.seed))
         report.config = base
-        extra = [f"output_dir={base.output_dir}/seed-{seed}"] if multi else []
+        extra = seed_overrides(base, seed, multi, overrides)
         sizes = plan_sizes(plan, preset, [*overrides, *extra])
         if int(base.engine.jobs) > 1:
             report.stages += _run_seed_parallel(
@@ -480,7 +498,7 @@ def plan_steps(
     multi = len(seeds) > 1
     for seed in seeds or [None]:
         base = load(plan[0][1], overrides, preset=preset, options=option_overrides(seed=seed))
-        extra = [f"output_dir={base.output_dir}/seed-{seed}"] if multi else []
+        extra = seed_overrides(base, seed, multi, overrides)
         for command, experiment in plan:
             cfg = load(
                 experiment, [*overrides, *extra], preset=preset, options=option_overrides(seed=seed)

@@ -100,9 +100,9 @@ PAPER_VALUES = {
 
 
 @functools.cache
-def _load(experiment: str, preset: str | None = None):
+def _load(experiment: str, preset: str | None = None, overrides: tuple[str, ...] = ()):
     """Shipped configs, loaded once per test session (the tests never mutate them)."""
-    return load_config(experiment, preset=preset)
+    return load_config(experiment, preset=preset, overrides=overrides)
 
 
 def _get(cfg, key: str):
@@ -517,3 +517,18 @@ def test_rl_steps_follow_table4_by_student_size_unless_max_steps_is_set():
     assert rl_max_steps(_load("table1/sod-1.7b", "tiny")) == 24  # the tiny preset's own
     # B14: the paper's SFT learning rate, the released script's default as the option
     assert _load("table1/sft-1.7b", "paper").sft.lr == 5e-5
+
+
+def test_teacher_dir_moves_the_teacher_recipe_and_what_its_students_read(tmp_path):
+    shared, own = tmp_path / "shared", tmp_path / "seed-1"
+    overrides = (f"output_dir={own}", f"teacher_dir={shared}")
+    sft, grpo = _load("teacher/sft-4b", "tiny", overrides), _load("teacher/grpo-4b", "tiny", overrides)
+    assert final_model_dir(sft) == shared / "teacher" / "sft-4b" / "final"
+    assert Path(grpo.model.path) == final_model_dir(sft)
+    sod = _load("table1/sod-1.7b", "tiny", overrides)
+    assert Path(sod.teacher.path) == final_model_dir(grpo)
+    assert final_model_dir(sod) == own / "table1" / "sod-1.7b" / "final"  # students stay per seed
+    assert Path(sod.model.path) == own / "table1" / "sft-1.7b" / "final"
+    # by default the teacher lives with everything else
+    plain = _load("teacher/grpo-4b", "tiny", (f"output_dir={own}",))
+    assert final_model_dir(plain) == own / "teacher" / "grpo-4b" / "final"

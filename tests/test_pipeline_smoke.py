@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,28 @@ def test_reproduce_table1_smoke_end_to_end_and_cached(tmp_path, capsys):
         "eval" in ln and "table1/sod-0.6b" in ln and "ran" in ln for ln in third.splitlines()
     )
     assert (results / "0.6b" / "sod" / "aime24.json.stale-1").exists()
+
+
+def test_seeds_share_one_teacher_trained_by_the_first_seed(tmp_path, capsys):
+    """--seeds: every seed's students distil from one teacher (as the paper's all do),
+    trained by the first seed under the common root; the other seeds find it done."""
+    from omegaconf import OmegaConf
+
+    runs = tmp_path / "runs"
+    args = [
+        "ablate", "no-grpo", "--preset", "smoke", "--seeds", "1,2", f"data.out_dir={tmp_path / 'world'}",
+        f"output_dir={runs}", f"eval.results_dir={tmp_path / 'results'}", "logging.wandb_mode=disabled",
+    ]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    teacher = runs / "teacher" / "grpo-4b" / "final"
+    assert (teacher / "config.json").exists()
+    for seed in (1, 2):
+        assert not (runs / f"seed-{seed}" / "teacher").exists()
+        run_dirs = list((runs / f"seed-{seed}" / "table2" / "no-grpo").glob("*/config.yaml"))
+        assert run_dirs, seed
+        cfg = OmegaConf.load(run_dirs[0])
+        assert Path(cfg.teacher.path).resolve() == teacher.resolve() and cfg.seed == seed
+    prov = json.loads((tmp_path / "results" / "smoke" / "table2.provenance.json").read_text())
+    teacher_steps = [s for s in prov["stages"] if s["experiment"].startswith("teacher/")]
+    assert [s["status"] for s in teacher_steps] == ["ran", "ran", "cached", "cached"]

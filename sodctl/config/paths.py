@@ -11,10 +11,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+TEACHER_RECIPE = "teacher/"  # the experiments that make the teacher (experiments/teacher/*)
+
 
 def run_root(cfg: DictConfig) -> Path:
-    """The experiment's directory: ``<output_dir>/<experiment>``."""
-    return Path(cfg.output_dir) / str(cfg.experiment)
+    """The experiment's directory: ``<output_dir>/<experiment>``; the teacher recipe's
+    experiments live under ``<teacher_dir>`` instead (``${output_dir}`` unless a
+    multi-seed run shares one teacher between its seeds)."""
+    experiment = str(cfg.experiment)
+    root = cfg.teacher_dir if experiment.startswith(TEACHER_RECIPE) else cfg.output_dir
+    return Path(root) / experiment
 
 
 def final_model_dir(cfg: DictConfig) -> Path:

@@ -376,6 +376,10 @@ class SodctlConfig:
     preset: Preset = Preset("paper")
     seed: int = 42
     output_dir: str = "runs"
+    # Where the teacher recipe's runs (experiments/teacher/*) live; students read their
+    # teacher from here. With --seeds the pipeline points it at the seeds' common root, so
+    # every seed's students distil from one teacher, as the paper's do.
+    teacher_dir: str = "${output_dir}"
     model: ModelConfig = field(default_factory=ModelConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     zoo: dict[str, str] = field(default_factory=_paper_zoo)
