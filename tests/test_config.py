@@ -519,6 +519,20 @@ def test_rl_steps_follow_table4_by_student_size_unless_max_steps_is_set():
     assert _load("table1/sft-1.7b", "paper").sft.lr == 5e-5
 
 
+def test_sft_steps_by_size_apply_only_when_max_steps_is_null():
+    from sodctl.config.schema import max_steps_of
+
+    by_size = ("sft.max_steps_by_size[4b]=600", "sft.max_steps_by_size[0.6b]=500")
+    assert max_steps_of(_load("teacher/sft-4b", "tiny", by_size), "sft") == 400  # max_steps wins
+    free = ("sft.max_steps=null", *by_size)
+    assert max_steps_of(_load("teacher/sft-4b", "tiny", free), "sft") == 600
+    assert max_steps_of(_load("table1/sft-0.6b", "tiny", free), "sft") == 500
+    assert max_steps_of(_load("table1/sft-1.7b", "tiny", free), "sft") is None  # the epochs
+    assert max_steps_of(_load("teacher/sft-4b", "paper"), "sft") is None  # the paper: 5 epochs
+    message = _usage_error(overrides=["sft.max_steps_by_size[4b]=0"])
+    assert "'sft.max_steps_by_size[4b]' must map a size" in message and "\n" not in message
+
+
 def test_teacher_dir_moves_the_teacher_recipe_and_what_its_students_read(tmp_path):
     shared, own = tmp_path / "shared", tmp_path / "seed-1"
     overrides = (f"output_dir={own}", f"teacher_dir={shared}")

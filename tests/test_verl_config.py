@@ -192,6 +192,13 @@ def test_sft_config_composes(world, tmp_path):
     assert (c.optim.lr, c.trainer.total_epochs) == (5e-5, 5)
     assert c.data.messages_key == "messages" and c.data.tools_key == "tools"
     assert "hf_model" in c.checkpoint.save_contents
+    assert c.trainer.total_training_steps is None  # the paper: the 5 epochs decide
+    by_size = load_config(
+        "table1/sft-1.7b",
+        overrides=[f"data.sft_path={sft}", f"model.path={world['student']}",
+                   "sft.max_steps_by_size[1.7b]=9"],
+    )  # fmt: skip
+    assert compose(SFT_CONFIG, sft_overrides(by_size, run_dir=tmp_path)).trainer.total_training_steps == 9
 
 
 def test_unsupported_settings_are_one_line(world):

@@ -164,7 +164,12 @@ def describe(path: Path) -> str:
 
 # Mappings keyed by model size. Sizes contain a dot, so their entries are written
 # ``zoo[0.6b]`` (``zoo.0.6b`` is accepted too).
-_SIZE_MAPS = ("zoo", "train.max_steps_by_size")
+_SIZE_MAPS = (
+    "zoo",
+    "train.max_steps_by_size",
+    "sft.max_steps_by_size",
+    "pretrain.max_steps_by_size",
+)
 
 
 def _schema_keys(cls: type = SodctlConfig, prefix: str = "") -> dict[str, Any]:

@@ -289,7 +289,10 @@ class SftConfig:
     micro_batch_size: int | None = None
     max_length: int = 32768
     truncation: Truncation = Truncation("right")
-    max_steps: int | None = None
+    max_steps: int | None = None  # null: max_steps_by_size, else run the epochs out
+    # Steps by model size when max_steps is null (none in the paper; the tiny world can give
+    # its larger teacher slot more steps than the students).
+    max_steps_by_size: dict[str, int] = field(default_factory=dict)
     # Not stated in the paper: verl's SFT trainer defaults.
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
@@ -408,11 +411,16 @@ METHOD_SWITCHES: tuple[str, ...] = (
 )
 
 
-def rl_max_steps(cfg: DictConfig) -> int | None:
-    """The RL step count: ``train.max_steps``, else ``max_steps_by_size[model.size]``, else None
-    (run ``train.epochs`` epochs)."""
-    t = cfg.train
+def max_steps_of(cfg: DictConfig, section: str) -> int | None:
+    """A stage's step count: ``<section>.max_steps``, else its ``max_steps_by_size[model.size]``,
+    else None (run the section's ``epochs``). ``section``: train, sft or pretrain."""
+    t = cfg[section]
     return t.max_steps or t.max_steps_by_size.get(str(cfg.model.size))
+
+
+def rl_max_steps(cfg: DictConfig) -> int | None:
+    """The RL step count (``max_steps_of(cfg, "train")``)."""
+    return max_steps_of(cfg, "train")
 
 
 def method_spec(cfg: DictConfig) -> MethodSpec:
@@ -561,12 +569,13 @@ def validate(cfg: DictConfig) -> None:
             raise SodctlUsageError(f"config key '{key}' must be {requirement}, got {value!r}")
 
     train = cfg.train
-    for size, steps in train.max_steps_by_size.items():
-        if size not in SIZES or not isinstance(steps, int) or steps <= 0:
-            raise SodctlUsageError(
-                f"config key 'train.max_steps_by_size[{size}]' must map a size "
-                f"({', '.join(SIZES)}) to a positive integer, got {steps!r}"
-            )
+    for section in ("train", "sft", "pretrain"):
+        for size, steps in cfg[section].max_steps_by_size.items():
+            if size not in SIZES or not isinstance(steps, int) or steps <= 0:
+                raise SodctlUsageError(
+                    f"config key '{section}.max_steps_by_size[{size}]' must map a size "
+                    f"({', '.join(SIZES)}) to a positive integer, got {steps!r}"
+                )
     if train.train_batch_prompts % train.ppo_mini_batch_prompts:
         raise SodctlUsageError(
             "config key 'train.ppo_mini_batch_prompts' must divide 'train.train_batch_prompts' "

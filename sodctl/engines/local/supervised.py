@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.progress import Progress
 
+from sodctl.config.schema import max_steps_of
 from sodctl.engines.local.run import (
     MetricsLogger,
     RunDir,
@@ -144,7 +145,7 @@ class _Trainer:
         self.device = next(model.parameters()).device
         self.batch_size = min(self.opt.batch_size, len(examples))
         self.per_epoch = len(examples) // self.batch_size
-        self.horizon = self.opt.max_steps or self.per_epoch * self.opt.epochs
+        self.horizon = max_steps_of(cfg, section) or self.per_epoch * self.opt.epochs
         self.optimizer = torch.optim.AdamW(
             model.parameters(),
             lr=self.opt.lr,

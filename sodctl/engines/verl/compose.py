@@ -553,6 +553,8 @@ def sft_overrides(cfg: DictConfig, *, run_dir: str | Path) -> dict[str, Any]:
     """Overrides of ``conf/sod_sft.yaml`` (verl's ``sft_trainer_engine``) for the SFT stage:
     the multi-turn ``messages`` + ``tools`` corpus, loss on assistant turns (verl's
     ``MultiTurnSFTDataset``), the paper's recipe (``SFT_FIDELITY``)."""
+    from sodctl.config.schema import max_steps_of
+
     s, eng = cfg.sft, cfg.engine
     run_dir = Path(run_dir)
     o: dict[str, Any] = {
@@ -575,7 +577,7 @@ def sft_overrides(cfg: DictConfig, *, run_dir: str | Path) -> dict[str, Any]:
         "optim.clip_grad": float(s.grad_clip),
         "checkpoint.save_contents": ["model", "optimizer", "extra", "hf_model"],
         "trainer.total_epochs": int(s.epochs),
-        "trainer.total_training_steps": s.max_steps,
+        "trainer.total_training_steps": max_steps_of(cfg, "sft"),
         "trainer.save_freq": int(s.save_every) if s.save_every else -1,
         "trainer.max_ckpt_to_keep": int(s.keep_checkpoints),
         "trainer.seed": int(cfg.seed),
