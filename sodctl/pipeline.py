@@ -462,7 +462,7 @@ class PlannedStep:
     command: str
     experiment: str
     engine: str
-    status: str  # done | resume | to run
+    status: str  # done | resume | to run | by seed N (a model an earlier seed's step makes)
     gpu_hours: float | None
     basis: str  # where the GPU-hours come from
 
@@ -496,6 +496,7 @@ def plan_steps(
     """The plan's steps, seed by seed, each with its engine, status and GPU-hours."""
     out: list[PlannedStep] = []
     multi = len(seeds) > 1
+    planned: dict[Path, str] = {}  # a model an earlier seed's step makes (the shared teacher)
     for seed in seeds or [None]:
         base = load(plan[0][1], overrides, preset=preset, options=option_overrides(seed=seed))
         extra = seed_overrides(base, seed, multi, overrides)
@@ -504,13 +505,14 @@ def plan_steps(
                 experiment, [*overrides, *extra], preset=preset, options=option_overrides(seed=seed)
             )
             if command in ("sft", "train"):
+                final = final_model_dir(cfg)
                 status = (
                     "done"
-                    if final_model_dir(cfg).exists()
-                    else "resume"
-                    if _has_checkpoint(cfg)
-                    else "to run"
+                    if final.exists()
+                    else planned.get(final)
+                    or ("resume" if _has_checkpoint(cfg) else "to run")
                 )
+                planned.setdefault(final, f"by seed {seed}")
                 engine = str(cfg.engine.name)
                 hours, basis = gpu_hours(cfg) if command == "train" else (None, "not in the paper")
             else:
@@ -548,11 +550,9 @@ def render_plan(steps: Sequence[PlannedStep]) -> str:
         lines.append(
             f"| {i} | {s.command} | {s.experiment} | {s.engine} | {s.status} | {hours} | {s.basis} |"
         )
-    todo = [s for s in steps if s.status != "done" and s.gpu_hours is not None]
-    total = sum(s.gpu_hours for s in todo)  # type: ignore[misc]
-    unknown = sum(
-        1 for s in steps if s.status != "done" and s.gpu_hours is None and s.command == "train"
-    )
+    pending = [s for s in steps if s.status in ("to run", "resume")]  # not done, nor shared
+    total = sum(s.gpu_hours for s in pending if s.gpu_hours is not None)
+    unknown = sum(1 for s in pending if s.gpu_hours is None and s.command == "train")
     lines.append(
         f"\nGPU-hours still to spend on the RL runs: {total:,.0f} (H20-hours, Table 4's 8-GPU node)"
         + (f"; {unknown} RL run(s) with no figure in the paper" if unknown else "")

@@ -211,6 +211,9 @@ def test_reproduce_dry_run_prints_a_validated_plan(capsys):
         "\ncommands (each verl step writes its composed config with --dry-run):\n"
     )
     assert "| 1 | sft | teacher/sft-4b (seed 1) | local | to run |" in table
+    # seed 2 reads seed 1's teacher: its teacher steps are not run again
+    assert "| sft | teacher/sft-4b (seed 2) | local | by seed 1 |" in table
+    assert "| sft | table1/sft-1.7b (seed 2) | local | to run |" in table
     lines = commands.splitlines()
     assert lines[0] == "sodctl sft teacher/sft-4b --preset tiny seed=1"
     assert "sodctl train table2/heuristic-weighting --preset tiny seed=2" in lines
