@@ -522,13 +522,17 @@ def test_rl_steps_follow_table4_by_student_size_unless_max_steps_is_set():
 def test_sft_steps_by_size_apply_only_when_max_steps_is_null():
     from sodctl.config.schema import max_steps_of
 
-    by_size = ("sft.max_steps_by_size[4b]=600", "sft.max_steps_by_size[0.6b]=500")
-    assert max_steps_of(_load("teacher/sft-4b", "tiny", by_size), "sft") == 400  # max_steps wins
-    free = ("sft.max_steps=null", *by_size)
-    assert max_steps_of(_load("teacher/sft-4b", "tiny", free), "sft") == 600
-    assert max_steps_of(_load("table1/sft-0.6b", "tiny", free), "sft") == 500
-    assert max_steps_of(_load("table1/sft-1.7b", "tiny", free), "sft") is None  # the epochs
+    # the tiny preset's own: past every seed's copying transition
+    assert max_steps_of(_load("teacher/sft-4b", "tiny"), "sft") == 800
+    assert max_steps_of(_load("table1/sft-0.6b", "tiny"), "sft") == 800
+    assert max_steps_of(_load("table1/sft-1.7b", "tiny"), "sft") == 1000
+    by_size = ("sft.max_steps_by_size[4b]=600",)
+    pinned = ("sft.max_steps=400", *by_size)
+    assert max_steps_of(_load("teacher/sft-4b", "tiny", pinned), "sft") == 400  # max_steps wins
+    assert max_steps_of(_load("teacher/sft-4b", "tiny", by_size), "sft") == 600
     assert max_steps_of(_load("teacher/sft-4b", "paper"), "sft") is None  # the paper: 5 epochs
+    other = _load("table1/sft-1.7b", "paper", by_size)
+    assert max_steps_of(other, "sft") is None  # another size's entry: the epochs
     message = _usage_error(overrides=["sft.max_steps_by_size[4b]=0"])
     assert "'sft.max_steps_by_size[4b]' must map a size" in message and "\n" not in message
 

@@ -13,7 +13,11 @@ this text it had not after 300-400 steps (with 4,000 lines or 25,000), and a
 long pretraining left SFT learning to copy *later* than from random weights
 (digit accuracy 0.49 against 0.67 after 200 SFT steps). So the tiny preset
 pretrains briefly (one epoch): a base model for the vanilla rows that does not
-hold SFT back.
+hold SFT back. Nor did a copy-heavy text (60% or 100% copy lines, 150 steps)
+bring SFT's transition earlier (1.7b, seed 2: still on its plateau, loss ~0.65,
+at 250 SFT steps). When the transition comes depends on the seed (~250-500
+steps; the 4b slot too), so the preset's SFT runs past it on every seed instead
+(``sft.max_steps_by_size``).
 
 Problems come from the world's own ``pretrain`` split, disjoint from every other.
 """
