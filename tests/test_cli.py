@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -370,7 +371,9 @@ def test_config_errors_come_before_anything_else(capsys):
 
 
 def _script() -> list[str]:
-    exe = shutil.which("sodctl")
+    # The console script installed beside this interpreter (a venv's bin/), never another
+    # `sodctl` that PATH happens to find first (a stale one of another Python, say).
+    exe = shutil.which("sodctl", path=str(Path(sys.executable).parent))
     if exe:
         return [exe]
     return [sys.executable, "-c", "import sys; from sodctl.cli import main; sys.exit(main())"]
