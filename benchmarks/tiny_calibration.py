@@ -42,6 +42,12 @@ def main() -> int:
     ap.add_argument("--probe", action="store_true", help="run the privileged-context probe")
     ap.add_argument("--probe-n", type=int, default=128, help="RL problems the probe uses")
     ap.add_argument(
+        "--probe-seed",
+        type=int,
+        default=None,
+        help="with --seeds runs: the seed whose models it probes",
+    )
+    ap.add_argument(
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
@@ -128,9 +134,14 @@ def _probe(args) -> None:
     print("| --- | ---: | ---: | ---: | --- |")
     runs = Path(args.runs)
     seeds = sorted(runs.glob("seed-*"))
-    root = seeds[0] if seeds else runs
+    if args.probe_seed is not None:
+        root = runs / f"seed-{args.probe_seed}"
+    else:
+        root = seeds[0] if seeds else runs
     for experiment in ("table1/sft-0.6b", "table1/sft-1.7b", "teacher/grpo-4b"):
         model = root / experiment / "final"
+        if not model.is_dir() and experiment.startswith("teacher/"):
+            model = runs / experiment / "final"  # with --seeds: one teacher, shared by every seed
         if not model.is_dir():
             print(f"| {experiment} | (no model at {model}) | | | |")
             continue
