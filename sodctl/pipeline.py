@@ -57,6 +57,8 @@ class PipelineReport:
         default_factory=list
     )  # the seeds that ran (the config's when none given)
     config: DictConfig | None = None  # the first step's resolved config (preset, seed)
+    # the run from start to end; with engine.jobs > 1 less than the stages' summed times
+    wall_seconds: float = 0.0
 
     def render(self) -> Table:
         t = Table(title="stage wall times")
@@ -372,6 +374,7 @@ def run_pipeline(
     render_tables: Callable[[DictConfig, bool], list[Path]],
 ) -> PipelineReport:
     report = PipelineReport()
+    started = time.monotonic()
     multi = len(seeds) > 1
     for seed in seeds or [None]:
         base = load(plan[0][1], overrides, preset=preset, options=option_overrides(seed=seed))
@@ -397,6 +400,7 @@ def run_pipeline(
             status = run_step(command, experiment, cfg, seed_subdir=multi, console=console)
             report.stages.append(StageTime(command, experiment, time.monotonic() - t0, status))
         report.table_paths = render_tables(base, multi)
+    report.wall_seconds = time.monotonic() - started
     return report
 
 

@@ -71,6 +71,9 @@ def test_two_jobs_print_the_table_one_job_prints(tmp_path, capsys):
     one = (tmp_path / "one" / "results" / "smoke" / "table1.csv").read_text()
     two = (tmp_path / "two" / "results" / "smoke" / "table1.csv").read_text()
     assert one == two
+    # the footer: the run's own wall time, and the stages' summed time on the two processes
+    footer = (tmp_path / "two" / "results" / "smoke" / "table1.md").read_text().strip()
+    assert " min of stages on 2 processes (per stage" in footer.splitlines()[-1]
     logs = tmp_path / "two" / "runs" / "logs"
     assert (logs / "train-table1_sod-1.7b.log").stat().st_size > 0
     assert (logs / "eval-teacher_grpo-4b.log").exists()

@@ -43,7 +43,10 @@ def test_reproduce_table1_smoke_end_to_end_and_cached(tmp_path, capsys):
     assert prov["total_seconds"] == pytest.approx(
         sum(s["seconds"] for s in prov["stages"]), abs=0.2
     )
+    # one process: the run lasts at least as long as its stages, and the footer gives it
+    assert prov["wall_seconds"] >= prov["total_seconds"] - 0.5
     footer = table.strip().splitlines()[-1]
+    assert f"wall time of the run {prov['wall_seconds'] / 60:.1f} min (" in footer
     assert footer.startswith("_Seed 42 · sodctl commit ") and "CPUs" in footer
     for exp in ("teacher/grpo-4b", "table1/sod-0.6b", "table1/opsd-hint-1.7b"):
         run = tmp_path / "runs" / exp
