@@ -7,7 +7,7 @@ total. Target: the whole seed in at most 6 minutes on 2 cores.
 
     python benchmarks/tiny_stage_times.py                  # run one seed afresh, then print
     python benchmarks/tiny_stage_times.py --seed 3
-    python benchmarks/tiny_stage_times.py --from reference/tiny/table1.provenance.json   # print a record
+    python benchmarks/tiny_stage_times.py --from reference/seeds/tiny/table1.provenance.json   # print a record
 """
 
 from __future__ import annotations
