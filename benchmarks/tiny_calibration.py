@@ -123,9 +123,13 @@ def main() -> int:
 
 
 def _probe(args) -> None:
+    from omegaconf import OmegaConf
+
     from sodctl.cli import quiet_libraries
     from sodctl.commands.common import load
+    from sodctl.config.paths import final_model_dir
     from sodctl.eval.privileged import privileged_accuracy
+    from sodctl.pipeline import seed_overrides
 
     quiet_libraries(True)  # no "Loading weights" bar per model, as the CLI without --verbose
 
@@ -133,19 +137,18 @@ def _probe(args) -> None:
     print("| model | plain % | + solution % | + hint % | by kind (plain / solution / hint) |")
     print("| --- | ---: | ---: | ---: | --- |")
     runs = Path(args.runs)
-    seeds = sorted(runs.glob("seed-*"))
-    if args.probe_seed is not None:
-        root = runs / f"seed-{args.probe_seed}"
-    else:
-        root = seeds[0] if seeds else runs
+    seeds = sorted(int(d.name.removeprefix("seed-")) for d in runs.glob("seed-*"))
+    seed = args.probe_seed if args.probe_seed is not None else (seeds[0] if seeds else None)
+    # a --seeds run's layout, exactly as reproduce lays it out (the shared teacher included)
+    where = seed_overrides(
+        OmegaConf.create({"output_dir": str(runs)}), seed, bool(seeds), args.overrides
+    ) or [f"output_dir={runs}"]
     for experiment in ("table1/sft-0.6b", "table1/sft-1.7b", "teacher/grpo-4b"):
-        model = root / experiment / "final"
-        if not model.is_dir() and experiment.startswith("teacher/"):
-            model = runs / experiment / "final"  # with --seeds: one teacher, shared by every seed
+        cfg = load(experiment, [*where, *args.overrides], preset=args.preset)
+        model = final_model_dir(cfg)
         if not model.is_dir():
             print(f"| {experiment} | (no model at {model}) | | | |")
             continue
-        cfg = load(experiment, [f"output_dir={root}", *args.overrides], preset=args.preset)
         acc = privileged_accuracy(cfg, str(model), n=args.probe_n)
         kinds = "; ".join(
             f"{k} {v['plain']:.0f} / {v['solution']:.0f} / {v['hint']:.0f}"

@@ -498,8 +498,7 @@ def _write_provenance(report, seeds: list[int], cfg) -> None:
         "total_seconds": round(sum(s.seconds for s in report.stages), 1),  # stages summed
         "wall_seconds": round(report.wall_seconds, 1),  # start to end (jobs > 1: less)
     }
-    wall = record["wall_seconds"] or record["total_seconds"]
-    jobs = int(cfg.engine.jobs) if cfg is not None else 1
+    jobs = int(cfg.engine.jobs)
     summed = (
         f", {record['total_seconds'] / 60:.1f} min of stages on {jobs} processes"
         if jobs > 1
@@ -515,7 +514,7 @@ def _write_provenance(report, seeds: list[int], cfg) -> None:
         f"\n_Seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} · sodctl commit {commit}"
         f" · {machine['system']}, {machine['cpus']} CPUs, {gpus}, Python {machine['python']},"
         f" torch {versions.get('torch')} · {record['finished'][:10]}"
-        f" · wall time of the run {wall / 60:.1f} min{summed} (per stage: the .provenance.json)_\n"
+        f" · wall time of the run {record['wall_seconds'] / 60:.1f} min{summed} (per stage: the .provenance.json)_\n"
     )
     for path in report.table_paths:
         if path.suffix == ".md":
