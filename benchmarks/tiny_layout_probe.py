@@ -5,7 +5,9 @@ SFT sequences are rendered by the chat template, which closes every turn with
 (``sodctl.rollout.agent.observation_ids(layout="verl")``), where the observation turn
 follows ``<|im_end|>`` with no newline. A real Qwen3 checkpoint does not care; a tiny
 model's copying may. For each single-call expert trajectory of an SFT file, this
-renders the sequence both ways and counts, under teacher forcing, how often the
+builds the sequence both ways with the project's own code (``tokenize_conversation``, as
+SFT trains on it; ``chat_prompt_ids`` + ``observation_ids(layout="verl")``, as a rollout
+lays it out, around the same assistant tokens) and counts, under teacher forcing, how often the
 model's greedy answer tokens (the final ``\\boxed{...}``) are not the expert's.
 
     python benchmarks/tiny_layout_probe.py --sft runs/tiny/world/sft.parquet \\
@@ -19,56 +21,68 @@ seed 2 18.6% vs 19.4%, seed 42 22.3% vs 52.2%; 0.6B SFT seed 1 20.6% vs 70.4%.
 from __future__ import annotations
 
 import argparse
-import json
 
-import pandas as pd
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-CHAT_GAP = "<|im_end|>\n<|im_start|>user"
-VERL_GAP = "<|im_end|><|im_start|>user"
+from sodctl.commands.common import load
+from sodctl.data.corpora import sft_conversations
+from sodctl.engines.local.sft import tokenize_conversation
+from sodctl.rollout.agent import chat_prompt_ids, observation_ids
+from sodctl.rollout.engine import Completion
 
 
-def _message(m: dict) -> dict:
-    m = dict(m)
-    if m.get("tool_calls") is None:
-        m.pop("tool_calls", None)
-    else:
-        m["tool_calls"] = [dict(c) for c in m["tool_calls"]]
-    return m
+def _runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
+    """``ids`` cut into maximal runs of equal mask: (mask, ids) pairs."""
+    out: list[tuple[int, list[int]]] = []
+    for t, m in zip(ids, mask):
+        if out and out[-1][0] == m:
+            out[-1][1].append(t)
+        else:
+            out.append((m, [t]))
+    return out
 
 
-def render(tok, messages: list[dict], tools: list[dict], layout: str) -> str:
-    text = tok.apply_chat_template(messages, tools=tools, tokenize=False)
-    if layout == "verl":  # only the response side: the prompt is rendered as the template does
-        prompt, sep, response = text.partition("<|im_start|>assistant\n")
-        text = prompt + sep + response.replace(CHAT_GAP, VERL_GAP)
-    return text
+def layouts(tok, conv, eos_ids: list[int]) -> dict[str, tuple[list[int], int]] | None:
+    """Both layouts of a one-call conversation: (ids, where its final assistant turn starts)."""
+    messages, tools = conv.messages, conv.tools
+    if [m["role"] for m in messages] != ["user", "assistant", "tool", "assistant"]:
+        return None
+    ids, mask = tokenize_conversation(tok, messages, tools)
+    runs = _runs(ids, mask)
+    if [m for m, _ in runs][:4] != [0, 1, 0, 1]:
+        return None
+    call, answer = runs[1][1], runs[3][1]
+    first = Completion(call, [0.0] * len(call), tok.decode(call), "eos")
+    verl = (
+        chat_prompt_ids(tok, messages[:1], tools)
+        + call
+        + observation_ids(tok, [messages[2]["content"]], first, eos_ids, "verl")
+    )
+    template = [t for _, r in runs[:3] for t in r]
+    return {
+        "template": (template + answer, len(template)),
+        "verl": (verl + answer, len(verl)),
+    }
 
 
-def wrong_answers(model_dir: str, rows: pd.DataFrame) -> dict[str, float]:
+def wrong_answers(model_dir: str, conversations) -> dict[str, float]:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    out = {}
-    for layout in ("template", "verl"):
-        wrong = n = 0
-        for _, r in rows.iterrows():
-            messages = [_message(m) for m in r["messages"]]
-            if len(messages) != 4:  # one tool call, then the answer
-                continue
-            ids = tok(render(tok, messages, json.loads(r["tools"]), layout))["input_ids"]
-            answer = tok(messages[-1]["content"])["input_ids"]
-            start = len(ids) - 2 - len(answer)  # the sequence ends: answer, <|im_end|>, "\n"
-            if ids[start : start + len(answer)] != answer:
-                continue
+    eos_ids = [tok.convert_tokens_to_ids("<|im_end|>")]
+    wrong = {"template": 0, "verl": 0}
+    n = 0
+    for conv in conversations:
+        both = layouts(tok, conv, eos_ids)
+        if both is None:
+            continue
+        n += 1
+        for name, (ids, start) in both.items():
             with torch.no_grad():
                 logits = model(torch.tensor([ids])).logits[0]
-            greedy = logits[start - 1 : start - 1 + len(answer)].argmax(-1).tolist()
-            wrong += greedy != answer
-            n += 1
-        out[layout] = wrong / max(1, n)
-        out["n"] = n
-    return out
+            greedy = logits[start - 1 : len(ids) - 1].argmax(-1).tolist()
+            wrong[name] += greedy != ids[start:]
+    return {**{k: v / max(1, n) for k, v in wrong.items()}, "n": n}
 
 
 def main() -> None:
@@ -78,9 +92,10 @@ def main() -> None:
     ap.add_argument("models", nargs="+")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rows = pd.read_parquet(args.sft).iloc[: args.limit]
+    cfg = load(None, [f"data.sft_path={args.sft}", f"data.limit={args.limit}"], preset="tiny")
+    conversations = sft_conversations(cfg)
     for d in args.models:
-        r = wrong_answers(d, rows)
+        r = wrong_answers(d, conversations)
         print(
             f"{d}: greedy answer wrong, template {100 * r['template']:.1f}% "
             f"vs verl layout {100 * r['verl']:.1f}% (n={r['n']})",
