@@ -413,6 +413,52 @@ def test_the_world_tokenizer_is_learnt_keeps_digits_whole_and_round_trips(world,
     assert _world_tok(world[0]).get_vocab() != tok.get_vocab()
 
 
+def _sft_and_rollout_ids(tok, messages, tools) -> tuple[list[int], list[int]]:
+    """A one-call conversation as SFT tokenizes it and as a verl-layout rollout lays it out
+    around the same assistant tokens."""
+    from sodctl.engines.local.sft import tokenize_conversation
+    from sodctl.rollout.agent import observation_ids
+    from sodctl.rollout.engine import Completion
+
+    ids, mask = tokenize_conversation(tok, messages, tools)
+    runs: list[list[int]] = []
+    for i, (t, m) in enumerate(zip(ids, mask)):
+        if i and m == mask[i - 1]:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    call, answer = runs[1], runs[3]
+    eos = [tok.convert_tokens_to_ids("<|im_end|>")]
+    first = Completion(call, [0.0] * len(call), tok.decode(call), "eos")
+    shown = observation_ids(tok, [messages[2]["content"]], first, eos, "verl")
+    return ids, chat_prompt_ids(tok, messages[:1], tools) + call + shown + answer
+
+
+def test_sft_sees_a_tool_turn_in_the_very_tokens_a_rollout_lays_out(world):
+    """The zoo's template puts nothing after <|im_end|>, as verl's observation turn does, so a
+    student copies the tool's output at rollout from the layout it was fine-tuned on; Qwen3's
+    newline (the default template) would differ in exactly that token."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(world[0] / "models" / "0.6b")
+    qwen_layout = build_tokenizer("compact")
+    sft = pd.read_parquet(world[0] / "sft.parquet")
+    checked = 0
+    for messages, tools in zip(sft.messages, sft.tools):
+        msgs = _plain(messages)
+        if [m["role"] for m in msgs] != ["user", "assistant", "tool", "assistant"]:
+            continue
+        schemas = json.loads(tools)
+        trained, rolled = _sft_and_rollout_ids(tok, msgs, schemas)
+        assert trained == rolled
+        trained, rolled = _sft_and_rollout_ids(qwen_layout, msgs, schemas)
+        newline = qwen_layout.convert_tokens_to_ids("\n")
+        assert trained != rolled and len(trained) == len(rolled) + 2  # after the call, at the end
+        assert [t for t in trained if t != newline] == [t for t in rolled if t != newline]
+        checked += 1
+    assert checked >= 5
+
+
 # --- models and presets ------------------------------------------------------------------------
 
 

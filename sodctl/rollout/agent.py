@@ -166,6 +166,18 @@ def _empty_render_ids(tokenizer) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
+def _between_turns(tokenizer) -> str:
+    """What the template writes after a turn's ``<|im_end|>`` (a newline in Qwen3's)."""
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "x"}], add_generation_prompt=False, tokenize=False
+        )
+    except Exception:  # noqa: BLE001 - a template that cannot render it: Qwen3's layout
+        return "\n"
+    end = text.rfind("<|im_end|>")
+    return text[end + len("<|im_end|>") :] if end >= 0 else "\n"
+
+
 def observation_ids(
     tokenizer,
     observations: Sequence[str],
@@ -191,9 +203,11 @@ def observation_ids(
         if not closed:  # stopped before the end token (a stop string): close the turn
             ids = tokenizer("<|im_end|>", add_special_tokens=False)["input_ids"] + ids
         return ids
-    # The chat format closes an assistant turn with "<|im_end|>\n"; the engine stopped at
-    # the end token (then only the newline is missing) or before it (then both are).
-    prefix = "\n" if closed else "<|im_end|>\n"
+    # The chat format closes an assistant turn with "<|im_end|>" and the template's separator
+    # (a newline in Qwen3's); the engine stopped at the end token (then only the separator is
+    # missing) or before it (then both are).
+    between = _between_turns(tokenizer)
+    prefix = between if closed else "<|im_end|>" + between
     return tokenizer(prefix + rendered, add_special_tokens=False)["input_ids"]
 
 

@@ -57,13 +57,22 @@ from sodctl.errors import SodctlUsageError
 
 # Bump when any generated file changes for the same seed (2: BPE tokenizer, copy-heavy pretraining;
 # 3: the released protocol: observation texts, prompt pieces, the tool schema text;
-# 4: 128 problems a bench; 15% of SFT prompts hold the OPSD teacher's privileged context).
-TINYWORLD_VERSION = "4"
+# 4: 128 problems a bench; 15% of SFT prompts hold the OPSD teacher's privileged context;
+# 5: no newline after <|im_end|> in the zoo's template, the layout of verl's observation turns).
+TINYWORLD_VERSION = "5"
 TINY_PROMPTS_FILE = "tiny_prompts.yaml"
 RECOVERY_FRACTION = 0.15
 TWO_CALLS_FRACTION = 0.05
 MODEL_SLOTS = ("0.6b", "1.7b", "4b", "14b")
 TOKENIZER_VOCAB = 512  # BPE merges on the characters: tiny-world sequences ~4x shorter
+# What the zoo's chat template puts between turns. verl's agent loop tokenizes each tool turn
+# on its own, so at rollout no newline follows the assistant's <|im_end|>, where Qwen3's
+# template (and so SFT's rendering) has one. A real model shrugs that off; a tiny one that
+# learnt to copy the tool's output one layout does not copy it reliably in the other (the
+# teacher-forced answer of a 1.7B SFT student: 21.9% wrong in verl's layout against 60.7%
+# in the template's, benchmarks/tiny_layout_probe.py), so the world's checkpoints are
+# fine-tuned in the layout they are rolled out in.
+BETWEEN_TURNS = ""
 
 
 @dataclass(frozen=True)
@@ -250,7 +259,7 @@ def _chat_renderer() -> Callable[[list[dict[str, str]]], str]:
     """Chat text in the tiny checkpoints' own template (no tools, no generation prompt)."""
     from sodctl.models.tiny import build_tokenizer
 
-    tok = build_tokenizer("compact")
+    tok = build_tokenizer("compact", between_turns=BETWEEN_TURNS)
     return lambda messages: tok.apply_chat_template(messages, tokenize=False).rstrip("\n")
 
 
@@ -261,12 +270,14 @@ def world_tokenizer(sft_rows: list[list[dict[str, Any]]], texts: list[str]):
     from sodctl.models.tiny import build_tokenizer
     from sodctl.tools.code_interpreter import CODE_INTERPRETER_SCHEMA
 
-    chars = build_tokenizer("compact")
+    chars = build_tokenizer("compact", between_turns=BETWEEN_TURNS)
     rendered = [
         chars.apply_chat_template(m, tools=[CODE_INTERPRETER_SCHEMA], tokenize=False)
         for m in sft_rows
     ]
-    return build_tokenizer("compact", corpus=rendered + texts, vocab_size=TOKENIZER_VOCAB)
+    return build_tokenizer(
+        "compact", corpus=rendered + texts, vocab_size=TOKENIZER_VOCAB, between_turns=BETWEEN_TURNS
+    )
 
 
 def _write_models(out: Path, preset: str, seed: int, tokenizer) -> dict[str, Any]:
