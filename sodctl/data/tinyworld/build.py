@@ -58,7 +58,8 @@ from sodctl.errors import SodctlUsageError
 # Bump when any generated file changes for the same seed (2: BPE tokenizer, copy-heavy pretraining;
 # 3: the released protocol: observation texts, prompt pieces, the tool schema text;
 # 4: 128 problems a bench; 15% of SFT prompts hold the OPSD teacher's privileged context;
-# 5: no newline after <|im_end|> in the zoo's template, the layout of verl's observation turns).
+# 5: no newline after <|im_end|> in the zoo's template, the layout of verl's observation turns;
+# the multiple-choice expert's call matches the options and prints the letter).
 TINYWORLD_VERSION = "5"
 TINY_PROMPTS_FILE = "tiny_prompts.yaml"
 RECOVERY_FRACTION = 0.15

@@ -105,7 +105,7 @@ def final_answer(p: TinyProblem) -> str:
     if p.kind == "code":
         return f"```python\n{p.program}\n```"
     if p.kind == "mcq":
-        return f"{p.value} is ({p.answer}). \\boxed{{{p.answer}}}"
+        return f"Option ({p.answer}). \\boxed{{{p.answer}}}"
     return f"\\boxed{{{p.value}}}"
 
 

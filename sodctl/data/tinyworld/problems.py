@@ -10,7 +10,7 @@ family      column     example
 ==========  =========  =========================================================
 math-a      AIME24     ``Compute 47 * 83 + 19.``                    -> 3920
 math-b      AIME25     ``Compute (731 - 86) * 7.`` or ``What is 1234 mod 37?``
-mcq         GPQA       ``Which option equals 37 * 12? (A) 444 (B) 434 ...`` -> A
+mcq         GPQA       ``Which option equals 37 * 12? (A) 444 (B) 434 ...`` -> A (the tool matches)
 code        LCB        ``Read a and b from stdin; print a * b + 7.``
 ==========  =========  =========================================================
 
@@ -131,18 +131,24 @@ def mcq(rng: random.Random) -> TinyProblem:
     options.insert(at, v)
     letter = LETTERS[at]
     listed = " ".join(f"({L}) {o}" for L, o in zip(LETTERS, options))
-    expr = f"{a} * {b}"
+    product = f"{a} * {b}"
+    # The tool does the matching, as an agent checks the options in code: the options are
+    # copied in order and the call prints the letter. Matching a 3-4 digit number against
+    # four near misses by attention alone is more than a tiny model learns (every model,
+    # the teacher included, stayed at chance on this family while the tool only computed
+    # the product); copying is what SFT teaches them reliably.
+    expr = f"{LETTERS[: len(options)]!r}[[{', '.join(str(o) for o in options)}].index({product})]"
     return TinyProblem(
         "mcq",
         _product_key(a, b),
-        f"Which option equals {expr}? {listed}",
+        f"Which option equals {product}? {listed}",
         letter,
         "",
         expr,
-        str(v),
-        f"{expr} == {v}",
-        f"{expr} = {v}, which is option ({letter}). The answer is {letter}.",
-        f"Compute {expr} and find it among the options.",
+        letter,
+        f"{product} == {v}",
+        f"{product} = {v}, which is option ({letter}). The answer is {letter}.",
+        f"Compute {product} and find it among the options.",
     )
 
 
