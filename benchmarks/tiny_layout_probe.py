@@ -16,6 +16,8 @@ model's greedy answer tokens (the final ``\\boxed{...}``) are not the expert's.
 Measured at stop 20 (a held-out seed-7 world's SFT file, 247 trajectories, share of
 wrong greedy answers, template layout vs verl layout): 1.7B SFT seed 3 21.9% vs 60.7%,
 seed 2 18.6% vs 19.4%, seed 42 22.3% vs 52.2%; 0.6B SFT seed 1 20.6% vs 70.4%.
+On world v5 (the zoo's template puts nothing after ``<|im_end|>``) the two layouts are the
+same tokens: 1.7B SFT seed 42, 3.2% vs 3.2% (its own world's SFT file, 63 trajectories).
 """
 
 from __future__ import annotations
@@ -27,53 +29,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sodctl.commands.common import load
 from sodctl.data.corpora import sft_conversations
-from sodctl.engines.local.sft import tokenize_conversation
-from sodctl.rollout.agent import chat_prompt_ids, observation_ids
-from sodctl.rollout.engine import Completion
-
-
-def _runs(ids: list[int], mask: list[int]) -> list[tuple[int, list[int]]]:
-    """``ids`` cut into maximal runs of equal mask: (mask, ids) pairs."""
-    out: list[tuple[int, list[int]]] = []
-    for t, m in zip(ids, mask):
-        if out and out[-1][0] == m:
-            out[-1][1].append(t)
-        else:
-            out.append((m, [t]))
-    return out
-
-
-def layouts(tok, conv, eos_ids: list[int]) -> dict[str, tuple[list[int], int]] | None:
-    """Both layouts of a one-call conversation: (ids, where its final assistant turn starts)."""
-    messages, tools = conv.messages, conv.tools
-    if [m["role"] for m in messages] != ["user", "assistant", "tool", "assistant"]:
-        return None
-    ids, mask = tokenize_conversation(tok, messages, tools)
-    runs = _runs(ids, mask)
-    if [m for m, _ in runs][:4] != [0, 1, 0, 1]:
-        return None
-    call, answer = runs[1][1], runs[3][1]
-    first = Completion(call, [0.0] * len(call), tok.decode(call), "eos")
-    verl = (
-        chat_prompt_ids(tok, messages[:1], tools)
-        + call
-        + observation_ids(tok, [messages[2]["content"]], first, eos_ids, "verl")
-    )
-    template = [t for _, r in runs[:3] for t in r]
-    return {
-        "template": (template + answer, len(template)),
-        "verl": (verl + answer, len(verl)),
-    }
+from sodctl.engines.local.sft import one_call_layouts
 
 
 def wrong_answers(model_dir: str, conversations) -> dict[str, float]:
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    eos_ids = [tok.convert_tokens_to_ids("<|im_end|>")]
     wrong = {"template": 0, "verl": 0}
     n = 0
     for conv in conversations:
-        both = layouts(tok, conv, eos_ids)
+        both = one_call_layouts(tok, conv.messages, conv.tools)
         if both is None:
             continue
         n += 1

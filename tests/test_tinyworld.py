@@ -416,22 +416,11 @@ def test_the_world_tokenizer_is_learnt_keeps_digits_whole_and_round_trips(world,
 def _sft_and_rollout_ids(tok, messages, tools) -> tuple[list[int], list[int]]:
     """A one-call conversation as SFT tokenizes it and as a verl-layout rollout lays it out
     around the same assistant tokens."""
-    from sodctl.engines.local.sft import tokenize_conversation
-    from sodctl.rollout.agent import observation_ids
-    from sodctl.rollout.engine import Completion
+    from sodctl.engines.local.sft import one_call_layouts, tokenize_conversation
 
-    ids, mask = tokenize_conversation(tok, messages, tools)
-    runs: list[list[int]] = []
-    for i, (t, m) in enumerate(zip(ids, mask)):
-        if i and m == mask[i - 1]:
-            runs[-1].append(t)
-        else:
-            runs.append([t])
-    call, answer = runs[1], runs[3]
-    eos = [tok.convert_tokens_to_ids("<|im_end|>")]
-    first = Completion(call, [0.0] * len(call), tok.decode(call), "eos")
-    shown = observation_ids(tok, [messages[2]["content"]], first, eos, "verl")
-    return ids, chat_prompt_ids(tok, messages[:1], tools) + call + shown + answer
+    layouts = one_call_layouts(tok, messages, tools)
+    assert layouts is not None
+    return tokenize_conversation(tok, messages, tools)[0], layouts["verl"][0]
 
 
 def test_sft_sees_a_tool_turn_in_the_very_tokens_a_rollout_lays_out(world):

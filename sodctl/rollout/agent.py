@@ -185,10 +185,12 @@ def observation_ids(
     eos_ids: Sequence[int],
     layout: TurnLayout = "verl",
     head: Sequence[int] | None = None,
+    between: str | None = None,
 ) -> list[int]:
     """Template tokens that close the assistant turn, carry the observations, and open the next
-    turn. ``head``: ``_empty_render_ids(tokenizer)``, computed once by a caller that renders
-    many turns."""
+    turn. ``head`` (verl layout): ``_empty_render_ids(tokenizer)``; ``between`` (chat-template
+    layout): ``_between_turns(tokenizer)``; each computed once by a caller that renders many
+    turns."""
     closed = bool(completion.token_ids) and completion.token_ids[-1] in eos_ids
     rendered = tokenizer.apply_chat_template(
         [{"role": "tool", "content": o} for o in observations],
@@ -206,7 +208,7 @@ def observation_ids(
     # The chat format closes an assistant turn with "<|im_end|>" and the template's separator
     # (a newline in Qwen3's); the engine stopped at the end token (then only the separator is
     # missing) or before it (then both are).
-    between = _between_turns(tokenizer)
+    between = _between_turns(tokenizer) if between is None else between
     prefix = between if closed else "<|im_end|>" + between
     return tokenizer(prefix + rendered, add_special_tokens=False)["input_ids"]
 
@@ -224,6 +226,7 @@ def run_agent_loop(
     active = list(range(len(trajs)))
     eos_ids = engine.eos_token_ids
     head = _empty_render_ids(tokenizer) if config.turn_layout == "verl" else []
+    between = _between_turns(tokenizer) if config.turn_layout == "chat-template" else None
     while active:
         budgets = {i: config.max_response_tokens - len(trajs[i].response_ids) for i in active}
         turn_params = SamplingParams(
@@ -296,7 +299,9 @@ def run_agent_loop(
                     )
                 )
                 shown.append(out.observation)
-            obs = observation_ids(tokenizer, shown, by_index[i], eos_ids, config.turn_layout, head)
+            obs = observation_ids(
+                tokenizer, shown, by_index[i], eos_ids, config.turn_layout, head, between
+            )
             if len(tr.response_ids) + len(obs) >= config.max_response_tokens:
                 tr.stop_reason = "length"  # verl drops an observation that would not fit
                 continue

@@ -137,7 +137,7 @@ def mcq(rng: random.Random) -> TinyProblem:
     # four near misses by attention alone is more than a tiny model learns (every model,
     # the teacher included, stayed at chance on this family while the tool only computed
     # the product); copying is what SFT teaches them reliably.
-    expr = f"{LETTERS[: len(options)]!r}[[{', '.join(str(o) for o in options)}].index({product})]"
+    expr = f"{LETTERS!r}[[{', '.join(str(o) for o in options)}].index({product})]"
     return TinyProblem(
         "mcq",
         _product_key(a, b),

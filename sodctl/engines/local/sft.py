@@ -117,6 +117,39 @@ def tokenize_conversation(
     return ids, mask
 
 
+def one_call_layouts(
+    tokenizer, messages: Sequence[dict[str, Any]], tools: Sequence[dict] | None = None
+) -> dict[str, tuple[list[int], int]] | None:
+    """A one-call conversation (user, call, tool, answer) laid out two ways around the same
+    assistant tokens: ``template``, as SFT tokenizes it, and ``verl``, as a rollout shows it
+    (``chat_prompt_ids`` + the call + ``observation_ids(layout="verl")``); each is the ids up
+    to the end of the answer and where the answer starts. None for any other conversation."""
+    from sodctl.rollout.agent import chat_prompt_ids, observation_ids
+    from sodctl.rollout.engine import Completion
+
+    if [m["role"] for m in messages] != ["user", "assistant", "tool", "assistant"]:
+        return None
+    ids, mask = tokenize_conversation(tokenizer, messages, tools)
+    runs: list[tuple[int, list[int]]] = []  # maximal runs of equal mask: (mask, ids)
+    for t, m in zip(ids, mask):
+        if runs and runs[-1][0] == m:
+            runs[-1][1].append(t)
+        else:
+            runs.append((m, [t]))
+    if [m for m, _ in runs][:4] != [0, 1, 0, 1]:
+        return None
+    call, answer = runs[1][1], runs[3][1]
+    eos_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+    first = Completion(call, [0.0] * len(call), tokenizer.decode(call), "eos")
+    verl = (
+        chat_prompt_ids(tokenizer, messages[:1], tools)
+        + call
+        + observation_ids(tokenizer, [messages[2]["content"]], first, eos_ids, "verl")
+    )
+    template = [t for _, r in runs[:3] for t in r]
+    return {"template": (template + answer, len(template)), "verl": (verl + answer, len(verl))}
+
+
 def sft_examples(
     conversations: Sequence[Conversation], tokenizer, sft: DictConfig
 ) -> list[Example]:
