@@ -8,7 +8,7 @@ from rollout_fixtures import PROMPTS, TOK
 
 from sodctl.models.tiny import build_model, create_tiny_checkpoint
 from sodctl.rollout.engine import GenerationEngine, SamplingParams
-from sodctl.rollout.hf_engine import HFEngine, filter_logits, sequence_log_probs
+from sodctl.rollout.hf_engine import HFEngine, nucleus, sample_tokens, sequence_log_probs
 
 pytestmark = pytest.mark.integration
 
@@ -95,16 +95,68 @@ def test_seeded_determinism_and_top_k_one_is_greedy(engine):
     )
 
 
-def test_filter_logits():
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    assert (
-        torch.isinf(filter_logits(logits, 1.0, 2)[0, 2:]).all()
-        and not torch.isinf(filter_logits(logits, 1.0, 2)[0, :2]).any()
-    )
-    kept = ~torch.isinf(filter_logits(logits, 0.8, -1)[0])
-    assert kept.tolist() == [True, True, False, False]  # 0.5 + 0.3 reaches 0.8
-    kept = ~torch.isinf(filter_logits(logits, 0.81, -1)[0])
-    assert kept.tolist() == [True, True, True, False]
+def _nucleus_by_full_sort(logp_V: torch.Tensor, top_p: float, top_k: int) -> dict[int, float]:
+    """The reference: sort one row whole, cut it token by token, renormalise."""
+    order = sorted(range(len(logp_V)), key=lambda v: -float(logp_V[v]))
+    if 0 < top_k < len(order):
+        order = order[:top_k]
+    probs = [float(logp_V[v].exp()) for v in order]
+    z = sum(probs)
+    kept, before = {}, 0.0
+    for v, p in zip(order, probs):
+        if top_p < 1.0 and before >= top_p:
+            break
+        kept[v] = p / z
+        before += p / z
+    total = sum(kept.values())
+    return {v: p / total for v, p in kept.items()}
+
+
+def _as_dict(probs_M: torch.Tensor, ids_M) -> dict[int, float]:
+    ids = range(len(probs_M)) if ids_M is None else ids_M.tolist()
+    total = float(probs_M.sum())
+    return {v: float(p) / total for v, p in zip(ids, probs_M) if p > 0}
+
+
+@pytest.mark.parametrize(
+    "top_p, top_k", [(1.0, 0), (1.0, 2), (0.8, 0), (0.81, 0), (0.6, 0), (0.95, 3), (1e-6, 0)]
+)
+def test_nucleus_is_the_set_a_full_sort_gives(top_p, top_k):
+    small = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]]))
+    gen = torch.Generator().manual_seed(0)
+    # a wide, flat row: the nucleus of 0.95 needs more than the first 64 tokens (doubling)
+    wide = torch.log_softmax(torch.randn(3, 300, generator=gen) * 0.3, dim=-1)
+    for logp_BV in (small, wide):
+        probs_BM, ids_BM = nucleus(logp_BV, top_p, top_k)
+        for b in range(logp_BV.shape[0]):
+            want = _nucleus_by_full_sort(logp_BV[b], top_p, top_k)
+            got = _as_dict(probs_BM[b], None if ids_BM is None else ids_BM[b])
+            assert got.keys() == want.keys()
+            assert all(abs(got[v] - want[v]) < 1e-5 for v in want)
+
+
+def test_nucleus_cuts_where_the_mass_before_a_token_reaches_top_p():
+    logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert sorted(_kept(logp, 0.8)) == [0, 1]  # 0.5 + 0.3 reaches 0.8
+    assert sorted(_kept(logp, 0.81)) == [0, 1, 2]
+    assert sorted(_kept(logp, 1.0, top_k=2)) == [0, 1]
+
+
+def _kept(logp, top_p, top_k=-1):
+    probs_BM, ids_BM = nucleus(logp, top_p, top_k)
+    return _as_dict(probs_BM[0], None if ids_BM is None else ids_BM[0]).keys()
+
+
+@pytest.mark.parametrize("top_p, top_k", [(1.0, 0), (0.81, 0), (1.0, 2)])
+def test_sample_tokens_draws_from_the_nucleus(top_p, top_k):
+    logp = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05])).expand(20_000, 4)
+    toks = sample_tokens(logp, top_p, top_k, torch.Generator().manual_seed(1))
+    freq = torch.bincount(toks, minlength=4).float() / len(toks)
+    want = _nucleus_by_full_sort(logp[0], top_p, top_k)
+    for v in range(4):
+        assert abs(float(freq[v]) - want.get(v, 0.0)) < 0.015  # ~4 standard errors
+    again = sample_tokens(logp, top_p, top_k, torch.Generator().manual_seed(1))
+    assert torch.equal(toks, again)  # the same generator state gives the same tokens
 
 
 def test_sampling_params_validation():

@@ -240,12 +240,12 @@ def test_opsd_teacher_is_the_student_under_the_privileged_prompt(
     priv = [prompt_ids(rl.privileged_messages(problem_of[tuple(p)], which)) for p in prompts]
     assert getattr(problem_of[tuple(prompts[0])], which) in tok.decode(priv[0])
     responses = [t.response_ids for t in trajs]
-    ids, attn, plen = rl.pad_batch(priv, responses, tok.pad_token_id, torch.device("cpu"))
+    ids, plen = rl.pad_batch(priv, responses, tok.pad_token_id, torch.device("cpu"))
     policy = AutoModelForCausalLM.from_pretrained(paths["student"])
     policy.load_state_dict(state)  # the policy as it was when the step scored its batch
     with torch.no_grad():
         T = kw["teacher_log_probs"].shape[1]
-        expected = rl.response_log_probs(policy.eval(), ids, attn, plen, T)[0]
+        expected = rl.response_log_probs(policy.eval(), ids, plen, T)[0]
     m = kw["response_mask"].bool()
     assert m.any()
     assert torch.allclose(kw["teacher_log_probs"][m], expected[m], atol=1e-5)

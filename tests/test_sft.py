@@ -278,6 +278,56 @@ def test_steps_on_a_fixed_batch_reduce_the_loss_and_micro_batches_change_nothing
     assert losses[-1] < 0.6 * losses[0], losses
 
 
+def test_summed_loss_is_the_masked_cross_entropy_of_the_full_forward(ckpt, tok):
+    """Logits only at targets, no attention mask: the loss and gradients of the plain way
+    (full logits, padding masked), on a right-padded batch of unequal lengths."""
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    from sodctl.engines.local.run import logits_split
+    from sodctl.engines.local.supervised import Example, collate, summed_loss
+
+    model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
+    assert logits_split(model) is not None
+    batch = [Example(*tokenize_conversation(tok, c, TOOLS)) for c in CONVERSATIONS[:5]]
+    assert len({len(e.input_ids) for e in batch}) > 1  # padding is exercised
+    ids_BT, mask_BT = collate(batch, tok.pad_token_id, torch.device("cpu"))
+    attn_BT = torch.zeros_like(ids_BT)
+    for b, e in enumerate(batch):
+        attn_BT[b, : len(e.input_ids)] = 1
+
+    logits_BTV = model(input_ids=ids_BT, attention_mask=attn_BT).logits
+    keep_BT = mask_BT[:, 1:].bool()
+    want = F.cross_entropy(logits_BTV[:, :-1][keep_BT], ids_BT[:, 1:][keep_BT], reduction="sum")
+    want.backward()
+    want_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    got = summed_loss(model, ids_BT, mask_BT)
+    got.backward()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+    for g, p in zip(want_grads, model.parameters()):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=2e-5)
+
+
+def test_a_model_that_changes_its_logits_gets_the_full_forward(ckpt, tok):
+    from transformers import AutoModelForCausalLM, Qwen3ForCausalLM
+
+    from sodctl.engines.local.run import logits_split
+
+    class Capped(Qwen3ForCausalLM):  # as Gemma's softcapping does after the output layer
+        def forward(self, *args, **kwargs):
+            out = super().forward(*args, **kwargs)
+            out.logits = 30.0 * torch.tanh(out.logits / 30.0)
+            return out
+
+    plain = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
+    capped = Capped.from_pretrained(ckpt, dtype=torch.float32)
+    with torch.no_grad():
+        for p in capped.parameters():
+            p.mul_(20.0)  # logits large enough for the cap to bend them
+    assert logits_split(plain) is not None and logits_split(capped) is None
+
+
 def _cfg(ckpt, sft_file, out, *extra: str):
     return load_config(
         None,

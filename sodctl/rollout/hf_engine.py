@@ -28,19 +28,49 @@ def _cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def filter_logits(logits_BV: Tensor, top_p: float, top_k: int) -> Tensor:
-    """Mask (to -inf) the tokens outside the top-k and outside the top-p nucleus."""
-    if top_k > 0 and top_k < logits_BV.shape[-1]:
-        kth = torch.topk(logits_BV, top_k, dim=-1).values[..., -1:]
-        logits_BV = logits_BV.masked_fill(logits_BV < kth, float("-inf"))
+def nucleus(logp_BV: Tensor, top_p: float, top_k: int) -> tuple[Tensor, Tensor | None]:
+    """The tokens a draw may pick, and their renormalised probabilities: ``(probs_BM, ids_BM)``.
+
+    ``logp_BV`` holds log-probabilities (rows of ``log_softmax``). The top-k tokens are
+    kept (``top_k`` > 0), and of those the top-p nucleus: a token is dropped when the
+    mass before it, in descending order, already reaches ``top_p`` (the first always
+    stays). ``ids_BM`` is None when every token is a candidate (no truncation).
+
+    Only the head of each row is ever sorted: the m most likely tokens (m = 8, doubled
+    until their mass reaches ``top_p`` in every row) hold the whole nucleus, since every
+    token past them has at least ``top_p`` before it - the set a full sort gives, at a
+    fraction of its cost (on CPU, sorting 64 rows of 521 costs ~20x a top-8).
+    """
+    V = logp_BV.shape[-1]
+    k = top_k if 0 < top_k < V else V
+    if top_p >= 1.0 and k == V:
+        return logp_BV.exp(), None
+    # the top-k renormalisation: log of the kept mass (0 when nothing is cut)
+    log_z_B1 = torch.logsumexp(torch.topk(logp_BV, k).values, -1, keepdim=True) if k < V else 0.0
+    m = k if top_p >= 1.0 else min(k, 8)
+    while True:
+        head_BM, ids_BM = torch.topk(logp_BV, m, dim=-1)  # sorted, most likely first
+        probs_BM = (head_BM - log_z_B1).exp()
+        if m == k or bool((probs_BM.sum(-1) >= top_p).all()):
+            break
+        m = min(2 * m, k)
     if top_p < 1.0:
-        sorted_BV, order_BV = torch.sort(logits_BV, dim=-1, descending=True)
-        probs_BV = torch.softmax(sorted_BV, dim=-1)
-        # drop a token when the mass before it already reaches top_p (the first always stays)
-        drop_BV = (torch.cumsum(probs_BV, dim=-1) - probs_BV) >= top_p
-        sorted_BV = sorted_BV.masked_fill(drop_BV, float("-inf"))
-        logits_BV = torch.empty_like(logits_BV).scatter_(-1, order_BV, sorted_BV)
-    return logits_BV
+        probs_BM = probs_BM.masked_fill(torch.cumsum(probs_BM, -1) - probs_BM >= top_p, 0.0)
+    return probs_BM, ids_BM
+
+
+def sample_tokens(logp_BV: Tensor, top_p: float, top_k: int, generator: torch.Generator) -> Tensor:
+    """One token per row from the ``nucleus`` of ``logp_BV``: one uniform number per row,
+    read through the candidates' cumulative mass (inverse CDF; cheaper on CPU than
+    ``torch.multinomial``'s exponential draw over the whole vocabulary)."""
+    probs_BM, ids_BM = nucleus(logp_BV, top_p, top_k)
+    cdf_BM = torch.cumsum(probs_BM, -1)
+    total_B1 = cdf_BM[:, -1:]
+    u_B1 = torch.rand(total_B1.shape, generator=generator, device=total_B1.device)
+    # strictly below the total, so the token found always has mass: cdf[j-1] <= x < cdf[j]
+    x_B1 = torch.minimum(u_B1 * total_B1, torch.nextafter(total_B1, torch.zeros_like(total_B1)))
+    pick_B1 = torch.searchsorted(cdf_BM, x_B1, right=True).clamp(max=cdf_BM.shape[-1] - 1)
+    return (pick_B1 if ids_BM is None else ids_BM.gather(1, pick_B1)).squeeze(1)
 
 
 class HFEngine:
@@ -88,7 +118,7 @@ class HFEngine:
             out += self._generate_batch(prompts[i : i + self.max_batch_size], params, gen)
         return out
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _generate_batch(
         self, prompts: Sequence[Sequence[int]], params: SamplingParams, gen: torch.Generator
     ) -> list[Completion]:
@@ -123,13 +153,20 @@ class HFEngine:
             **kw,
         )
         active_B = torch.ones(B, dtype=torch.bool, device=dev)
+        pad_only_1V = torch.full((1, outputs.logits.shape[-1]), float("-inf"), device=dev)
+        pad_only_1V[0, self.pad_id] = 0.0
         last_pos_B = pos_BL[:, -1]
         for step in range(params.max_new_tokens):
             logits_BV = outputs.logits[:, -1, :].float()
             if params.temperature > 0:
                 logp_BV = torch.log_softmax(logits_BV / params.temperature, dim=-1)
-                probs_BV = torch.softmax(filter_logits(logp_BV, params.top_p, params.top_k), dim=-1)
-                tok_B = torch.multinomial(probs_BV, 1, generator=gen).squeeze(1)
+                # finished rows draw the pad token for sure: a flat row would widen the nucleus
+                tok_B = sample_tokens(
+                    torch.where(active_B[:, None], logp_BV, pad_only_1V),
+                    params.top_p,
+                    params.top_k,
+                    gen,
+                )
             else:
                 logp_BV = torch.log_softmax(logits_BV, dim=-1)
                 tok_B = logits_BV.argmax(dim=-1)

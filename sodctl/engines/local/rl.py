@@ -46,6 +46,7 @@ from sodctl.engines.local.run import (
     MetricsLogger,
     RunDir,
     load_model,
+    logits_at,
     make_scheduler,
     peak_mem_gb,
     resolve_device,
@@ -119,7 +120,9 @@ def load_rl_problems(cfg: DictConfig) -> RLData:
     if cfg.data.limit is not None:
         frame = frame.head(cfg.data.limit)
     rows, wrapping = wrap_rl_rows(
-        frame.to_dict(orient="records"), load_prompts(cfg.data.prompts_file), cfg.data.prompt_wrapping
+        frame.to_dict(orient="records"),
+        load_prompts(cfg.data.prompts_file),
+        cfg.data.prompt_wrapping,
     )
     out = []
     for row in rows:
@@ -157,7 +160,9 @@ def filter_overlong(data: RLData, tokenizer, limit: int) -> RLData:
             f"RL data {data.path}: every prompt is longer than data.max_prompt_tokens={limit}; "
             "raise it or check the data"
         )
-    return RLData([p for _, p in kept], data.path, data.rows, data.wrapping, [i for i, _ in dropped])
+    return RLData(
+        [p for _, p in kept], data.path, data.rows, data.wrapping, [i for i, _ in dropped]
+    )
 
 
 def privileged_messages(problem: RLProblem, privileged: str) -> list[dict[str, str]]:
@@ -175,23 +180,20 @@ def pad_batch(
     responses: Sequence[Sequence[int]],
     pad_id: int,
     device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded prompt+response ids, their attention mask, and the prompt lengths."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded prompt+response ids and the prompt lengths."""
     L = max(len(p) + len(r) for p, r in zip(prompts, responses))
     ids = torch.full((len(prompts), L), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(prompts), L), dtype=torch.long)
     for b, (p, r) in enumerate(zip(prompts, responses)):
         seq = list(p) + list(r)
         ids[b, : len(seq)] = torch.tensor(seq)
-        attn[b, : len(seq)] = 1
     plen = torch.tensor([len(p) for p in prompts])
-    return ids.to(device), attn.to(device), plen.to(device)
+    return ids.to(device), plen.to(device)
 
 
 def response_log_probs(
     model,
     ids_BL: torch.Tensor,
-    attn_BL: torch.Tensor,
     plen_B: torch.Tensor,
     T: int,
     *,
@@ -201,17 +203,17 @@ def response_log_probs(
     distribution there; differentiable. Positions past a row's end hold arbitrary finite
     values (callers mask them).
 
-    Only the T response positions are taken from the logits before going to float32,
-    and log pi is logit - logsumexp: no (B, L, V) log-softmax is materialised, which at
-    a real vocabulary (152k) is the largest tensor of the step."""
-    logits_BLV = model(input_ids=ids_BL, attention_mask=attn_BL).logits
-    L1 = logits_BLV.shape[1] - 1
-    pos_BT = (plen_B[:, None] - 1 + torch.arange(T, device=ids_BL.device)[None, :]).clamp(
-        max=L1 - 1
-    )
-    tok_BT = ids_BL.gather(1, (pos_BT + 1).clamp(max=ids_BL.shape[1] - 1))
-    V = logits_BLV.shape[-1]
-    logits_BTV = logits_BLV.gather(1, pos_BT[..., None].expand(-1, -1, V)).float()
+    Only the T response positions get logits (``logits_at``), and log pi is logit -
+    logsumexp: no (B, L, V) tensor is materialised, which at a real vocabulary (152k) is
+    the largest of the step. ``ids_BL`` is right-padded (``pad_batch``)."""
+    L = ids_BL.shape[1]
+    pos_BT = (plen_B[:, None] - 1 + torch.arange(T, device=ids_BL.device)[None, :]).clamp(max=L - 2)
+    tok_BT = ids_BL.gather(1, (pos_BT + 1).clamp(max=L - 1))
+    logits_BTV = logits_at(
+        model,
+        ids_BL,
+        lambda x_BLD: x_BLD.gather(1, pos_BT[..., None].expand(-1, -1, x_BLD.shape[-1])),
+    ).float()
     lse_BT = torch.logsumexp(logits_BTV, dim=-1)
     lp_BT = logits_BTV.gather(-1, tok_BT[..., None]).squeeze(-1) - lse_BT
     ent_BT = None
@@ -297,13 +299,13 @@ class RLTrainer:
         mb = max(1, self.cfg.rollout.n * self.cfg.train.ppo_mini_batch_prompts)
         with torch.no_grad():
             for i in range(0, len(trajs), mb):
-                ids, attn, plen = pad_batch(
+                ids, plen = pad_batch(
                     prompts[i : i + mb],
                     [t.response_ids for t in trajs[i : i + mb]],
                     self.pad_id,
                     self.device,
                 )
-                out.append(response_log_probs(model, ids, attn, plen, T)[0])
+                out.append(response_log_probs(model, ids, plen, T)[0])
         return torch.cat(out)
 
 
@@ -313,6 +315,7 @@ def train_rl(
     """Run (or resume) an RL / distillation experiment; returns the final model directory."""
     from sodctl.progress import progress_bar
     from sodctl.rewards import training_rewards, verl_num_turns
+
     seed_everything(cfg.seed)
     use_threads(cfg.engine.threads)
     device = resolve_device(cfg.engine.device)
@@ -455,10 +458,10 @@ def _ppo_updates(
     for _ in range(t.ppo_epochs):
         for i in range(0, len(trajs), mb):
             sl = slice(i, i + mb)
-            ids, attn, plen = pad_batch(
+            ids, plen = pad_batch(
                 prompts[sl], [x.response_ids for x in trajs[sl]], tr.pad_id, tr.device
             )
-            lp_BT, ent_BT = response_log_probs(tr.policy, ids, attn, plen, T, with_entropy=True)
+            lp_BT, ent_BT = response_log_probs(tr.policy, ids, plen, T, with_entropy=True)
             m = mask_BT[sl]
             loss, st = ppo_clipped_loss(
                 lp_BT,

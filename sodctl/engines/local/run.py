@@ -27,7 +27,8 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,46 @@ def make_scheduler(optimizer: torch.optim.Optimizer, kind: str, warmup: int, tot
         return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+_SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def logits_split(model) -> tuple[Any, Any] | None:
+    """``(base, head)`` when ``model``'s logits are exactly ``head(base(ids).last_hidden_state)``
+    (Qwen, Llama and most causal LMs; not those that scale or cap their logits), else None.
+
+    Checked once per model, on a probe of a few tokens, so a model that does more to its
+    logits falls back to the full forward instead of being trained on other logits.
+    """
+    if model not in _SPLITS:
+        base, head = getattr(model, "base_model", None), model.get_output_embeddings()
+        split = None
+        if base is not None and base is not model and head is not None:
+            device = next(model.parameters()).device
+            probe_1T = torch.arange(min(5, head.weight.shape[0]), device=device)[None]
+            with torch.no_grad():
+                whole = model(input_ids=probe_1T).logits
+                parts = head(base(input_ids=probe_1T).last_hidden_state)
+            split = (base, head) if torch.equal(whole, parts) else None
+        _SPLITS[model] = split
+    return _SPLITS[model]
+
+
+def logits_at(model, ids_BL: torch.Tensor, pick: Callable[[torch.Tensor], torch.Tensor]):
+    """``pick(logits)`` for right-padded ``ids_BL``, the output layer run only on what
+    ``pick`` keeps. ``pick`` selects positions (it indexes the first two dimensions only),
+    so it applies as well to the hidden states before the output layer (``logits_split``).
+
+    No attention mask: in a right-padded batch a causal model's real tokens never attend
+    to the padding after them (and SDPA takes its causal fast path); what the padding's
+    own positions hold is the caller's to leave out.
+    """
+    split = logits_split(model)
+    if split is None:
+        return pick(model(input_ids=ids_BL).logits)
+    base, head = split
+    return head(pick(base(input_ids=ids_BL).last_hidden_state))
 
 
 def peak_mem_gb(device: torch.device) -> float:

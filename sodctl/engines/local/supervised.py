@@ -35,6 +35,7 @@ from sodctl.engines.local.run import (
     MetricsLogger,
     RunDir,
     load_model,
+    logits_at,
     make_scheduler,
     peak_mem_gb,
     require_model,
@@ -83,28 +84,29 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 def collate(
     examples: Sequence[Example], pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ``(ids_BT, attn_BT, mask_BT)``, T the longest example (dynamic padding)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``(ids_BT, mask_BT)``, T the longest example (dynamic padding)."""
     T = max(len(e.input_ids) for e in examples)
     ids_BT = torch.full((len(examples), T), pad_id, dtype=torch.long)
-    attn_BT = torch.zeros((len(examples), T), dtype=torch.long)
     mask_BT = torch.zeros((len(examples), T), dtype=torch.long)
     for b, e in enumerate(examples):
         n = len(e.input_ids)
         ids_BT[b, :n] = torch.tensor(e.input_ids)
-        attn_BT[b, :n] = 1
         mask_BT[b, :n] = torch.tensor(e.loss_mask)
-    return ids_BT.to(device), attn_BT.to(device), mask_BT.to(device)
+    return ids_BT.to(device), mask_BT.to(device)
 
 
-def summed_loss(model, ids_BT: torch.Tensor, attn_BT: torch.Tensor, mask_BT: torch.Tensor):
-    """Sum of the cross-entropies of the masked targets (logits only where they count)."""
+def summed_loss(model, ids_BT: torch.Tensor, mask_BT: torch.Tensor):
+    """Sum of the cross-entropies of the masked targets, from right-padded ``ids_BT``.
+
+    Logits only where a target is (``logits_at``: the output layer on ~40% of a tiny-world
+    batch's positions).
+    """
     on_cuda = ids_BT.device.type == "cuda"
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda):
-        logits_BTV = model(input_ids=ids_BT, attention_mask=attn_BT).logits
     keep_BT = mask_BT[:, 1:].bool()  # position t predicts token t + 1
-    logits_NV = logits_BTV[:, :-1][keep_BT].float()
-    return F.cross_entropy(logits_NV, ids_BT[:, 1:][keep_BT], reduction="sum")
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda):
+        logits_NV = logits_at(model, ids_BT, lambda x_BTD: x_BTD[:, :-1][keep_BT])
+    return F.cross_entropy(logits_NV.float(), ids_BT[:, 1:][keep_BT], reduction="sum")
 
 
 def accumulate_gradients(
@@ -116,7 +118,8 @@ def accumulate_gradients(
     size = micro_batch_size or len(batch)
     total = 0.0
     for i in range(0, len(by_length), size):
-        loss = summed_loss(model, *collate(by_length[i : i + size], pad_id, device)) / n_targets
+        ids_BT, mask_BT = collate(by_length[i : i + size], pad_id, device)
+        loss = summed_loss(model, ids_BT, mask_BT) / n_targets
         loss.backward()
         total += loss.item()
     return total
