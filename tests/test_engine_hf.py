@@ -124,7 +124,7 @@ def _as_dict(probs_M: torch.Tensor, ids_M) -> dict[int, float]:
 def test_nucleus_is_the_set_a_full_sort_gives(top_p, top_k):
     small = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]]))
     gen = torch.Generator().manual_seed(0)
-    # a wide, flat row: the nucleus of 0.95 needs more than the first 64 tokens (doubling)
+    # a wide, flat row: the nucleus of 0.95 needs more than the first 64 tokens (full sort)
     wide = torch.log_softmax(torch.randn(3, 300, generator=gen) * 0.3, dim=-1)
     for logp_BV in (small, wide):
         probs_BM, ids_BM = nucleus(logp_BV, top_p, top_k)

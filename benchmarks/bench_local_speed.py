@@ -1,0 +1,123 @@
+"""CPU speed of the local engine's hot paths, each against the plain way, in one run.
+
+1. Sampling one token per row (``hf_engine.sample_tokens``) against a full sort of the
+   vocabulary for top-p and ``torch.multinomial`` (what the engine did before), on a batch
+   of rollouts' logits: top-p 0.6 (evaluation) and 1.0 (training rollouts).
+2. Decoding: ``HFEngine.generate`` on a tiny model of the tiny world's 0.6b shape, with its
+   sampler and with the plain one swapped in (same model, prompts and lengths).
+3. One SFT step (forward + backward over micro-batches) with ``summed_loss`` (no attention
+   mask, logits at target positions only) against the full forward with the padding mask
+   and every position's logits.
+
+Prints seconds per call and the ratio plain / ours. One torch thread, as the tiny preset
+runs. Run: ``python benchmarks/bench_local_speed.py [--batch 64] [--vocab 521]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from sodctl.engines.local import supervised
+from sodctl.engines.local.supervised import Example, accumulate_gradients
+from sodctl.models.tiny import TINY_SPECS, build_model, build_tokenizer
+from sodctl.rollout import hf_engine
+from sodctl.rollout.engine import SamplingParams
+from sodctl.rollout.hf_engine import HFEngine, sample_tokens
+
+OURS_LOSS = supervised.summed_loss
+
+
+def plain_sample(logp_BV: torch.Tensor, top_p: float, top_k: int, generator) -> torch.Tensor:
+    """The baseline: sort the whole vocabulary, cut the nucleus, ``torch.multinomial``."""
+    if top_p < 1.0:
+        sorted_BV, order_BV = torch.sort(logp_BV, dim=-1, descending=True)
+        probs_BV = torch.softmax(sorted_BV, dim=-1)
+        drop_BV = (torch.cumsum(probs_BV, dim=-1) - probs_BV) >= top_p
+        sorted_BV = sorted_BV.masked_fill(drop_BV, float("-inf"))
+        logp_BV = torch.empty_like(logp_BV).scatter_(-1, order_BV, sorted_BV)
+    probs_BV = torch.softmax(logp_BV, dim=-1)
+    return torch.multinomial(probs_BV, 1, generator=generator).squeeze(1)
+
+
+def plain_summed_loss(model, ids_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
+    """The baseline: the padding mask given, logits at every position, then masked."""
+    attn_BT = (ids_BT != model.config.pad_token_id).long()
+    logits_BTV = model(input_ids=ids_BT, attention_mask=attn_BT).logits
+    keep_BT = mask_BT[:, 1:].bool()
+    return F.cross_entropy(logits_BTV[:, :-1][keep_BT], ids_BT[:, 1:][keep_BT], reduction="sum")
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def row(name: str, plain_s: float, ours_s: float) -> None:
+    print(f"{name:44s} {plain_s * 1e3:9.2f} ms {ours_s * 1e3:9.2f} ms {plain_s / ours_s:6.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=64, help="rows decoded together")
+    ap.add_argument("--vocab", type=int, default=521, help="vocabulary (the tiny world: 521)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"{'':44s} {'plain':>12s} {'sodctl':>12s} {'ratio':>7s}")
+
+    gen = torch.Generator().manual_seed(0)
+    # peaked rows, as a trained model's are, and flat ones, as an untrained model's
+    for label, scale in (("peaked", 4.0), ("flat", 0.5)):
+        logp = torch.log_softmax(torch.randn(args.batch, args.vocab, generator=gen) * scale, -1)
+        for top_p in (0.6, 1.0):
+            row(
+                f"sample {args.batch}x{args.vocab}, {label}, top-p {top_p}",
+                timed(lambda: plain_sample(logp, top_p, 0, gen), 200),
+                timed(lambda: sample_tokens(logp, top_p, 0, gen), 200),
+            )
+
+    tok = build_tokenizer()
+    model = build_model(tok, TINY_SPECS["tiny"]["0.6b"], seed=0)
+    engine = HFEngine(model, tok, max_batch_size=args.batch)
+    prompts = [tok("Compute 12 * 34 + 5.")["input_ids"]] * args.batch
+    params = SamplingParams(temperature=1.0, top_p=0.6, max_new_tokens=48, seed=0)
+    ours_s = timed(lambda: engine.generate(prompts, params), 3)
+    hf_engine.sample_tokens = plain_sample
+    try:
+        plain_s = timed(lambda: engine.generate(prompts, params), 3)
+    finally:
+        hf_engine.sample_tokens = sample_tokens
+    row(f"decode {args.batch} rows x 48 tokens (0.6b shape)", plain_s, ours_s)
+
+    rng = torch.Generator().manual_seed(1)
+    batch = []
+    for _ in range(64):  # tiny-world SFT lengths: 62-257 tokens, ~40% of them targets
+        n = int(torch.randint(62, 258, (1,), generator=rng))
+        ids = torch.randint(5, len(tok), (n,), generator=rng).tolist()
+        start = n * 3 // 5
+        batch.append(Example(ids, [0] * start + [1] * (n - start)))
+    model.train()
+    pad = tok.pad_token_id
+
+    def step() -> None:
+        accumulate_gradients(model, batch, 8, pad, torch.device("cpu"))
+        model.zero_grad(set_to_none=True)
+
+    ours_s = timed(step, 3)
+    supervised.summed_loss = plain_summed_loss
+    try:
+        plain_s = timed(step, 3)
+    finally:
+        supervised.summed_loss = OURS_LOSS
+    row("SFT step, 64 sequences in micro-batches of 8", plain_s, ours_s)
+
+
+if __name__ == "__main__":
+    main()
