@@ -79,8 +79,8 @@ def main() -> None:
         for top_p in (0.6, 1.0):
             row(
                 f"sample {args.batch}x{args.vocab}, {label}, top-p {top_p}",
-                timed(lambda: plain_sample(logp, top_p, 0, gen), 200),
-                timed(lambda: sample_tokens(logp, top_p, 0, gen), 200),
+                timed(lambda x=logp, p=top_p: plain_sample(x, p, 0, gen), 200),
+                timed(lambda x=logp, p=top_p: sample_tokens(x, p, 0, gen), 200),
             )
 
     tok = build_tokenizer()
