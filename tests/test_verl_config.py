@@ -199,6 +199,13 @@ def test_sft_config_composes(world, tmp_path):
                    "sft.max_steps_by_size[1.7b]=9"],
     )  # fmt: skip
     assert compose(SFT_CONFIG, sft_overrides(by_size, run_dir=tmp_path)).trainer.total_training_steps == 9
+    assert c.optim.lr_scheduler_type == "cosine"
+    wsd = load_config(
+        "table1/sft-1.7b",
+        overrides=[f"data.sft_path={sft}", f"model.path={world['student']}", "sft.lr_schedule=wsd"],
+    )
+    with pytest.raises(SodctlUsageError, match=r"^sft.lr_schedule=wsd: .*local engine$"):
+        sft_overrides(wsd, run_dir=tmp_path)
 
 
 def test_unsupported_settings_are_one_line(world):
@@ -206,6 +213,8 @@ def test_unsupported_settings_are_one_line(world):
         ("train.log_ratio_clamp=5", "clamps log(pi/pi_old) to +-20"),
         ("tool.on_invalid_call=end", "tool.on_invalid_call=end"),
         ("rollout.tensor_parallel_size=4", "does not divide engine.n_gpus_per_node=6"),
+        ("train.lr_schedule=wsd", "train.lr_schedule=wsd: verl 0.9.1's optimiser offers only"),
+        ("train.lr_schedule=linear", "train.lr_schedule=linear"),
     ]:
         with pytest.raises(SodctlUsageError, match="") as e:
             _composed(world, "table1/sod-1.7b", extra)

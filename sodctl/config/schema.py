@@ -59,7 +59,7 @@ CodeCompare = choice_enum("CodeCompare", ("released", "lcb"), module=__name__)
 PromptWrapping = choice_enum("PromptWrapping", ("released", "per-source", "none"), module=__name__)
 LcbExamples = choice_enum("LcbExamples", ("released", "public", "none"), module=__name__)
 LossAgg = choice_enum("LossAgg", LOSS_AGG_MODES, module=__name__)
-LrSchedule = choice_enum("LrSchedule", ("constant", "cosine", "linear"), module=__name__)
+LrSchedule = choice_enum("LrSchedule", ("constant", "cosine", "linear", "wsd"), module=__name__)
 Truncation = choice_enum("Truncation", ("right", "left", "error"), module=__name__)
 WandbMode = choice_enum("WandbMode", ("offline", "online", "disabled"), module=__name__)
 EngineName = choice_enum("EngineName", ("local", "verl"), module=__name__)
@@ -272,6 +272,7 @@ class TrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 0
     lr_schedule: LrSchedule = LrSchedule("constant")
+    decay_ratio: float = 0.2  # wsd only: the final fraction of the steps, decayed linearly to 0
     kl_coef: float = 0.0
     entropy_coef: float = 0.0
     save_every: int | None = None  # steps between checkpoints; null: only at the end
@@ -298,6 +299,7 @@ class SftConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     warmup_ratio: float = 0.1
     lr_schedule: LrSchedule = LrSchedule("cosine")
+    decay_ratio: float = 0.2  # wsd only: the final fraction of the steps, decayed linearly to 0
     grad_clip: float = 1.0
     save_every: int | None = None
     keep_checkpoints: int = 1
@@ -519,6 +521,7 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.weight_decay", _non_negative, "a non-negative number"),
     ("train.betas", _betas, "two numbers in [0, 1)"),
     ("train.warmup_steps", _non_negative, "a non-negative integer"),
+    ("train.decay_ratio", _unit_open_closed, "in (0, 1]"),
     ("train.kl_coef", _non_negative, "a non-negative number"),
     ("train.entropy_coef", _non_negative, "a non-negative number"),
     ("train.save_every", _optional_positive, "a positive integer or null"),
@@ -536,6 +539,7 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
             ("weight_decay", _non_negative, "a non-negative number"),
             ("betas", _betas, "two numbers in [0, 1)"),
             ("warmup_ratio", _unit_half_open, "in [0, 1)"),
+            ("decay_ratio", _unit_open_closed, "in (0, 1]"),
             ("grad_clip", _positive, "a positive number"),
             ("save_every", _optional_positive, "a positive integer or null"),
             ("keep_checkpoints", _positive, "a positive integer"),

@@ -329,7 +329,7 @@ def train_rl(
     P = t.train_batch_prompts
     steps_per_epoch = max(1, len(problems) // P)
     total = rl_max_steps(cfg) or t.epochs * steps_per_epoch
-    sched = make_scheduler(tr.optimizer, t.lr_schedule, t.warmup_steps, total)
+    sched = make_scheduler(tr.optimizer, t.lr_schedule, t.warmup_steps, total, t.decay_ratio)
     rng = random.Random(cfg.seed)
     order, cursor, epoch, start = list(range(len(problems))), 0, 0, 0
     rng.shuffle(order)

@@ -104,15 +104,24 @@ def load_model(path: str | Path, dtype: str, device: torch.device):
     return model.to(device), tokenizer
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int):
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int, decay_ratio: float = 0.2
+):
     """A ``LambdaLR`` over ``total`` optimiser steps: linear warm-up to the base rate over
-    ``warmup`` steps, then ``constant``, ``linear`` decay or ``cosine`` decay towards 0."""
+    ``warmup`` steps, then ``constant``, ``linear`` decay or ``cosine`` decay towards 0, or
+    ``wsd`` (warm-up, stable, decay): the base rate until the last ``decay_ratio`` of the
+    ``total`` steps, then linear decay towards 0 over those (the last step's rate is
+    ``1 / (d + 1)`` of the base for ``d`` decay steps) - a fast constant rate's speed with a
+    settled final iterate."""
+    decay_steps = max(1, round(decay_ratio * total))
 
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
         if kind == "constant":
             return 1.0
+        if kind == "wsd":
+            return min(1.0, (total - step) / (decay_steps + 1))
         progress = min(1.0, (step - warmup) / max(1, total - warmup))
         return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
 

@@ -156,7 +156,9 @@ class _Trainer:
             weight_decay=self.opt.weight_decay,
         )
         warmup = int(self.opt.warmup_ratio * self.horizon)
-        self.scheduler = make_scheduler(self.optimizer, self.opt.lr_schedule, warmup, self.horizon)
+        self.scheduler = make_scheduler(
+            self.optimizer, self.opt.lr_schedule, warmup, self.horizon, self.opt.decay_ratio
+        )
         self.step, self.epoch, self.pos = 0, 0, 0
         self.order = epoch_order(len(examples), cfg.seed, 0)
 

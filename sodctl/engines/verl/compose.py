@@ -75,7 +75,7 @@ FIDELITY: tuple[Mapping_, ...] = (
     Mapping_(
         "train.weight_decay / betas / warmup_steps / lr_schedule",
         "actor.optim.*",
-        "verl's defaults (paper silent)",
+        "verl's defaults (paper silent); lr_schedule constant or cosine (others refused)",
     ),
     Mapping_("train.grad_clip", "actor.grad_clip, actor.optim.clip_grad", "§4: 1.0"),
     Mapping_(
@@ -234,6 +234,7 @@ def check_inputs(cfg: DictConfig, stage: str, *, models: bool = True) -> None:
 
     if stage == "sft":
         _sft_file(cfg)
+        verl_lr_schedule(cfg, "sft")
     else:
         _rl_file(cfg)
         check_supported(cfg)
@@ -246,9 +247,23 @@ def check_inputs(cfg: DictConfig, stage: str, *, models: bool = True) -> None:
         require_model(cfg.teacher.path)
 
 
+def verl_lr_schedule(cfg: DictConfig, section: str) -> str:
+    """``{section}.lr_schedule`` as verl's ``optim.lr_scheduler_type``: its FSDP optimiser
+    config accepts only ``constant`` and ``cosine``, so ``linear`` and ``wsd`` (the local
+    engine's) are refused in one line instead of running another schedule."""
+    kind = str(cfg[section].lr_schedule)
+    if kind not in ("constant", "cosine"):
+        raise SodctlUsageError(
+            f"{section}.lr_schedule={kind}: verl 0.9.1's optimiser offers only 'constant' and "
+            "'cosine'; use one of them or the local engine"
+        )
+    return kind
+
+
 def check_supported(cfg: DictConfig) -> None:
     """One line for a setting the verl engine cannot honour (instead of running another one)."""
     t = cfg.train
+    verl_lr_schedule(cfg, "train")
     if t.log_ratio_clamp is None or float(t.log_ratio_clamp) != 20.0:
         raise SodctlUsageError(
             f"train.log_ratio_clamp={t.log_ratio_clamp}: verl 0.9.1 clamps log(pi/pi_old) to "
@@ -318,9 +333,7 @@ def rl_overrides(
         "actor_rollout_ref.actor.optim.weight_decay": float(t.weight_decay),
         "actor_rollout_ref.actor.optim.betas": [float(b) for b in t.betas],
         "actor_rollout_ref.actor.optim.lr_warmup_steps": int(t.warmup_steps) or -1,
-        "actor_rollout_ref.actor.optim.lr_scheduler_type": "constant"
-        if t.lr_schedule == "constant"
-        else "cosine",
+        "actor_rollout_ref.actor.optim.lr_scheduler_type": verl_lr_schedule(cfg, "train"),
         "actor_rollout_ref.actor.optim.clip_grad": float(t.grad_clip),
         "actor_rollout_ref.actor.grad_clip": float(t.grad_clip),
         "actor_rollout_ref.actor.ppo_mini_batch_size": int(t.ppo_mini_batch_prompts),
@@ -535,7 +548,7 @@ SFT_FIDELITY: tuple[Mapping_, ...] = (
     Mapping_(
         "sft.weight_decay / betas / warmup_ratio / lr_schedule / grad_clip",
         "optim.*",
-        "verl's SFT defaults",
+        "verl's SFT defaults; lr_schedule constant or cosine (others refused)",
     ),
 )
 
@@ -573,7 +586,7 @@ def sft_overrides(cfg: DictConfig, *, run_dir: str | Path) -> dict[str, Any]:
         "optim.weight_decay": float(s.weight_decay),
         "optim.betas": [float(b) for b in s.betas],
         "optim.lr_warmup_steps_ratio": float(s.warmup_ratio),
-        "optim.lr_scheduler_type": "cosine" if s.lr_schedule == "cosine" else "constant",
+        "optim.lr_scheduler_type": verl_lr_schedule(cfg, "sft"),
         "optim.clip_grad": float(s.grad_clip),
         "checkpoint.save_contents": ["model", "optimizer", "extra", "hf_model"],
         "trainer.total_epochs": int(s.epochs),
