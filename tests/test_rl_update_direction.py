@@ -76,7 +76,7 @@ def _update(tr, rewards, teacher=None, first_error=None):
         response_mask=mask, old_log_probs=old, teacher_log_probs=teacher_BT, first_error_step_B=err,
     )  # fmt: skip
     tr.policy.train()
-    sched = make_scheduler(tr.optimizer, "constant", 0, 1)
+    sched = make_scheduler(tr.optimizer, "constant", 0, 1, 1.0)
     rl._ppo_updates(tr, tr.batch_prompts, tr.batch_trajs, T, mask, old, teacher_BT, adv, sched)
     new = tr.score(tr.policy, tr.batch_prompts, tr.batch_trajs, T)
     params = torch.cat([p.detach().flatten() for p in tr.policy.parameters()])

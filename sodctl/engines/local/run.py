@@ -105,7 +105,7 @@ def load_model(path: str | Path, dtype: str, device: torch.device):
 
 
 def make_scheduler(
-    optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int, decay_ratio: float = 0.2
+    optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int, decay_ratio: float
 ):
     """A ``LambdaLR`` over ``total`` optimiser steps: linear warm-up to the base rate over
     ``warmup`` steps, then ``constant``, ``linear`` decay or ``cosine`` decay towards 0, or
