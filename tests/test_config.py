@@ -537,10 +537,28 @@ def test_sft_steps_by_size_apply_only_when_max_steps_is_null():
     assert "'sft.max_steps_by_size[4b]' must map a size" in message and "\n" not in message
 
 
+def test_a_size_reads_its_own_sft_set_where_the_preset_gives_one():
+    from sodctl.config.schema import sft_path_of
+    from sodctl.data.corpora import sft_file
+
+    teacher, student = _load("teacher/sft-4b", "tiny"), _load("table1/sft-1.7b", "tiny")
+    root = teacher.data.out_dir
+    assert sft_path_of(teacher) == f"{root}/sft-teacher.parquet" == str(sft_file(teacher))
+    assert sft_path_of(student) == f"{root}/sft.parquet" == str(sft_file(student))
+    assert sft_path_of(_load("teacher/sft-4b", "paper")) is None  # the paper: the hub's 3K set
+    mine = _load("teacher/sft-4b", "paper", ("data.sft_path=/x/sft.parquet",))
+    assert sft_path_of(mine) == "/x/sft.parquet"  # no entry for the size: data.sft_path
+    message = _usage_error(overrides=["data.sft_path_by_size[4b]=''"])
+    assert "'data.sft_path_by_size[4b]' must map a size" in message and "\n" not in message
+
+
 def test_teacher_dir_moves_the_teacher_recipe_and_what_its_students_read(tmp_path):
     shared, own = tmp_path / "shared", tmp_path / "seed-1"
     overrides = (f"output_dir={own}", f"teacher_dir={shared}")
-    sft, grpo = _load("teacher/sft-4b", "tiny", overrides), _load("teacher/grpo-4b", "tiny", overrides)
+    sft, grpo = (
+        _load("teacher/sft-4b", "tiny", overrides),
+        _load("teacher/grpo-4b", "tiny", overrides),
+    )
     assert final_model_dir(sft) == shared / "teacher" / "sft-4b" / "final"
     assert Path(grpo.model.path) == final_model_dir(sft)
     sod = _load("table1/sod-1.7b", "tiny", overrides)

@@ -18,6 +18,7 @@ from sodctl.data.loaders import load_benchmark, load_prompts
 from sodctl.data.tinyworld import FAMILIES, WORLD_SIZES, build_tinyworld, draw_problems
 from sodctl.data.tinyworld.build import (
     MODEL_SLOTS,
+    TEACHER_FAULT_RETRY_FRACTION,
     TOKENIZER_VOCAB,
     rl_rows,
     sft_privileged,
@@ -77,7 +78,7 @@ def _plain(messages) -> list[dict]:
     return out
 
 
-def _smoke_tool() -> CodeInterpreter:
+def _smoke_tool(fault_rate: float = 0.0) -> CodeInterpreter:
     tool = load_config(preset="smoke").tool
     return CodeInterpreter(
         get_executor("local"),
@@ -85,6 +86,7 @@ def _smoke_tool() -> CodeInterpreter:
         memory_mb=tool.memory_mb,
         print_mode="paper",
         max_observation_chars=tool.max_observation_chars,
+        fault_rate=fault_rate,
     )
 
 
@@ -252,6 +254,42 @@ def test_sft_trajectories_replay_through_the_tool_and_grade_correct(world):
     assert 0.10 <= recovered / len(sft) <= 0.20 and two_calls >= 1
 
 
+def _rows(path: Path) -> list[str]:
+    return [json.dumps(_plain(m)) for m in pd.read_parquet(path).messages]
+
+
+def test_the_teacher_set_is_the_students_and_retries_after_an_environment_fault(world):
+    """sft-teacher.parquet holds every student trajectory and, on a share of their problems,
+    the right call that the environment failed (the injected fault, through a tool that
+    always injects it), then the same call, which runs, then the right answer."""
+    out, _ = world
+    students, teacher = _rows(out / "sft.parquet"), _rows(out / "sft-teacher.parquet")
+    fault = _smoke_tool(fault_rate=1.0).run_many([{"code": "1"}])[0].observation
+    assert fault.startswith("OpenBLAS") and all(fault not in r for r in students)
+    extra = list(teacher)
+    for row in students:
+        extra.remove(row)  # the students' rows, each once
+    n = round(TEACHER_FAULT_RETRY_FRACTION * WORLD_SIZES["smoke"].sft)
+    assert len(extra) == n >= 1
+    truth = {
+        as_benchmark_problem(p, load_prompts(PROMPTS)).prompt: p
+        for family in FAMILIES
+        for p in draw_problems(0, SMOKE_COUNTS)["sft"][family]
+    }
+    for row in extra:
+        msgs = json.loads(row)
+        assert [m["role"] for m in msgs] == ["user", "assistant", "tool", "assistant", "tool",
+                                             "assistant"]  # fmt: skip
+        first, again = (m["tool_calls"][0]["function"]["arguments"]["code"] for m in msgs[1:5:2])
+        assert first == again and msgs[2]["content"] == fault
+        assert msgs[4]["content"] == _smoke_tool().run_many([{"code": again}])[0].observation
+        p = truth[msgs[0]["content"]]
+        shown = as_benchmark_problem(p, load_prompts(PROMPTS))
+        assert grade(msgs[-1]["content"], shown.ground_truth, kind=p.kind).correct
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["sft_teacher"] == len(teacher) == len(students) + n
+
+
 def test_an_agent_replaying_the_expert_produces_the_sft_sequences_token_for_token(world):
     """What SFT trains on is exactly what the agent loop (RL, eval) produces."""
     from transformers import AutoTokenizer
@@ -378,10 +416,14 @@ def test_every_prompt_fits_the_preset_budget(preset, world, tiny_world):
     assert max(lengths) <= cfg.data.max_prompt_tokens
 
 
-def test_sft_trajectories_fit_the_tiny_budgets(tiny_world):
+@pytest.mark.parametrize("corpus", ["sft.parquet", "sft-teacher.parquet"])
+def test_sft_trajectories_fit_the_tiny_budgets(tiny_world, corpus):
     cfg = load_config(preset="tiny")
     tok = _world_tok(tiny_world)
-    for messages, tools in pd.read_parquet(tiny_world / "sft.parquet").itertuples(index=False):
+    rows = pd.read_parquet(tiny_world / corpus)
+    if corpus == "sft-teacher.parquet":
+        assert len(rows) == 4000 + round(TEACHER_FAULT_RETRY_FRACTION * 4000)
+    for messages, tools in rows.itertuples(index=False):
         msgs, schemas = _plain(messages), json.loads(tools)
         text = tok.apply_chat_template(msgs, tools=schemas, tokenize=False)
         whole = len(tok(text, add_special_tokens=False)["input_ids"])
@@ -483,6 +525,8 @@ def test_presets_point_at_the_world(preset):
     root = cfg.data.out_dir
     assert list(cfg.eval.benches) == list(BENCHES) and cfg.eval.data_dir == f"{root}/eval"
     assert cfg.data.sft_path == f"{root}/sft.parquet" and cfg.data.rl_path == f"{root}/rl.parquet"
+    teacher_set = f"{root}/sft-teacher.parquet"
+    assert dict(cfg.data.sft_path_by_size) == {"4b": teacher_set, "14b": teacher_set}
     assert cfg.data.pretrain_path == f"{root}/pretrain.parquet"
     assert all(cfg.zoo[s] == f"{root}/models/{s}" for s in MODEL_SLOTS)
     assert cfg.data.prompts_file == PROMPTS

@@ -193,6 +193,15 @@ def test_sft_config_composes(world, tmp_path):
     assert c.data.messages_key == "messages" and c.data.tools_key == "tools"
     assert "hf_model" in c.checkpoint.save_contents
     assert c.trainer.total_training_steps is None  # the paper: the 5 epochs decide
+    own = tmp_path / "own.parquet"
+    own.write_bytes(b"")
+    sized = load_config(
+        "table1/sft-1.7b",
+        overrides=[f"data.sft_path={sft}", f"model.path={world['student']}",
+                   f"data.sft_path_by_size[1.7b]={own}"],
+    )  # fmt: skip
+    composed = compose(SFT_CONFIG, sft_overrides(sized, run_dir=tmp_path))
+    assert list(composed.data.train_files) == [str(own.resolve())]
     by_size = load_config(
         "table1/sft-1.7b",
         overrides=[f"data.sft_path={sft}", f"model.path={world['student']}",

@@ -166,6 +166,7 @@ def describe(path: Path) -> str:
 # ``zoo[0.6b]`` (``zoo.0.6b`` is accepted too).
 _SIZE_MAPS = (
     "zoo",
+    "data.sft_path_by_size",
     "train.max_steps_by_size",
     "sft.max_steps_by_size",
     "pretrain.max_steps_by_size",

@@ -101,6 +101,10 @@ class DataConfig:
     sft_hub_repo: str = "Gen-Verse/Open-AgentRL-SFT-3K"
     sft_file: str = "full_sft_3k_shuffled_v4.parquet"
     sft_path: str | None = None  # a local parquet in the same schema; wins over the hub
+    # A size's own SFT parquet, where it differs from sft_path (none in the paper: teacher and
+    # students share the 3K set; the tiny world's teacher slots read one that also shows how to
+    # retry after an injected tool fault, standing in for what a larger model brings).
+    sft_path_by_size: dict[str, str] = field(default_factory=dict)
     rl_hub_repo: str = "Gen-Verse/Open-AgentRL-30K"
     rl_file: str = "Open-AgentRL-30K.parquet"
     rl_path: str | None = None
@@ -420,6 +424,12 @@ def max_steps_of(cfg: DictConfig, section: str) -> int | None:
     return t.max_steps or t.max_steps_by_size.get(str(cfg.model.size))
 
 
+def sft_path_of(cfg: DictConfig) -> str | None:
+    """The SFT parquet of ``cfg``'s model: ``data.sft_path_by_size[model.size]``, else
+    ``data.sft_path`` (None: the hub file)."""
+    return cfg.data.sft_path_by_size.get(str(cfg.model.size)) or cfg.data.sft_path
+
+
 def rl_max_steps(cfg: DictConfig) -> int | None:
     """The RL step count (``max_steps_of(cfg, "train")``)."""
     return max_steps_of(cfg, "train")
@@ -580,6 +590,12 @@ def validate(cfg: DictConfig) -> None:
                     f"config key '{section}.max_steps_by_size[{size}]' must map a size "
                     f"({', '.join(SIZES)}) to a positive integer, got {steps!r}"
                 )
+    for size, path in cfg.data.sft_path_by_size.items():
+        if size not in SIZES or not isinstance(path, str) or not path:
+            raise SodctlUsageError(
+                f"config key 'data.sft_path_by_size[{size}]' must map a size "
+                f"({', '.join(SIZES)}) to a parquet path, got {path!r}"
+            )
     if train.train_batch_prompts % train.ppo_mini_batch_prompts:
         raise SodctlUsageError(
             "config key 'train.ppo_mini_batch_prompts' must divide 'train.train_batch_prompts' "

@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from sodctl.config.schema import sft_path_of
 from sodctl.data.files import read_parquet, to_python
 from sodctl.data.loaders import _hub_file
 from sodctl.errors import SodctlUsageError
@@ -41,9 +42,11 @@ def _read(path: Path, columns: list[str], what: str):
 
 
 def sft_file(cfg: DictConfig) -> Path:
-    """The SFT parquet: ``data.sft_path``, else the hub file (cached, else downloaded)."""
-    if cfg.data.sft_path is not None:
-        return Path(cfg.data.sft_path)
+    """The SFT parquet of the model's size (``sft_path_of``: ``data.sft_path_by_size``, else
+    ``data.sft_path``), else the hub file (cached, else downloaded)."""
+    local = sft_path_of(cfg)
+    if local is not None:
+        return Path(local)
     return _hub_file(
         cfg.data.sft_hub_repo,
         cfg.data.sft_file,

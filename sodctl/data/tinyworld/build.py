@@ -9,6 +9,8 @@ keys here through ``${data.out_dir}``)::
     eval/livecodebench-v6/lcb_v6_2502_2505.parquet  code  problem, reward_model, extra_info
     rl.parquet         verl RL schema (RL_SCHEMA)
     sft.parquet        Open-AgentRL-SFT schema (SFT_SCHEMA)
+    sft-teacher.parquet  the teacher slots' SFT set: sft.parquet's rows and fault-retry
+                       trajectories on a share of its problems (TEACHER_FAULT_RETRY_FRACTION)
     pretrain.parquet   text
     models/<size>/     random tiny Qwen3 checkpoints, one per zoo slot (TINY_SPECS), sharing
                        a BPE tokenizer learnt from the SFT and pretraining text
@@ -59,11 +61,19 @@ from sodctl.errors import SodctlUsageError
 # 3: the released protocol: observation texts, prompt pieces, the tool schema text;
 # 4: 128 problems a bench; 15% of SFT prompts hold the OPSD teacher's privileged context;
 # 5: no newline after <|im_end|> in the zoo's template, the layout of verl's observation turns;
-# the multiple-choice expert's call matches the options and prints the letter).
-TINYWORLD_VERSION = "5"
+# the multiple-choice expert's call matches the options and prints the letter;
+# 6: sft-teacher.parquet, the teacher slots' own SFT set).
+TINYWORLD_VERSION = "6"
 TINY_PROMPTS_FILE = "tiny_prompts.yaml"
 RECOVERY_FRACTION = 0.15
 TWO_CALLS_FRACTION = 0.05
+# The teacher slots stand in for a 4B model, which knows more than the 0.6B/1.7B students
+# before any fine-tuning. In the tiny world that extra knowledge is one skill: retrying a
+# call that the environment failed (the tool's injected fault). The teacher's SFT set adds
+# a fault-retry trajectory for this share of the SFT problems; the students' set has none,
+# so they can learn it only from the teacher, on-policy. Without it the teacher recovered
+# from a fault half the time, and stood 6.9 points above the best student, not 10.
+TEACHER_FAULT_RETRY_FRACTION = 0.15
 MODEL_SLOTS = ("0.6b", "1.7b", "4b", "14b")
 TOKENIZER_VOCAB = 512  # BPE merges on the characters: tiny-world sequences ~4x shorter
 # What the zoo's chat template puts between turns. verl's agent loop tokenizes each tool turn
@@ -117,6 +127,8 @@ class BuildResult:
                 "  eval/      " + ", ".join(f"{b} {n}" for b, n in c["eval"].items()),
                 f"  rl.parquet        {c['rl']} rows",
                 f"  sft.parquet       {c['sft']} trajectories ({variants}; {dropped} dropped)",
+                f"  sft-teacher.parquet  {c['sft_teacher']} trajectories (the above and "
+                f"{c['sft_teacher'] - c['sft']} fault-retry)",
                 f"  pretrain.parquet  {c['pretrain']} texts",
                 "  models/    " + ", ".join(m["models"]),
             ]
@@ -242,8 +254,9 @@ def rl_rows(problems: list[TinyProblem], prompts: dict[str, str]) -> list[dict[s
     return rows
 
 
-def _tool(tool_cfg: Any):
-    """The paper-mode tool with the preset's limits (never injected faults)."""
+def _tool(tool_cfg: Any, *, fault_rate: float = 0.0):
+    """The paper-mode tool with the preset's limits; injected faults never (the default)
+    or on every call (``fault_rate=1.0``: the fault-retry trajectories' failed calls)."""
     from sodctl.tools.code_interpreter import CodeInterpreter
 
     executor = CodeInterpreter.from_config(tool_cfg).executor
@@ -253,7 +266,33 @@ def _tool(tool_cfg: Any):
         memory_mb=int(tool_cfg.memory_mb),
         print_mode="paper",
         max_observation_chars=int(tool_cfg.max_observation_chars),
+        fault_rate=fault_rate,
+        fault_seed=0,
     )
+
+
+def teacher_rows(
+    sft_rows: list[dict[str, Any]],
+    problems: list[TinyProblem],
+    prompts: dict[str, str],
+    tool_cfg: Any,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """The teacher slots' SFT rows: the students' rows and fault-retry trajectories on
+    round(TEACHER_FAULT_RETRY_FRACTION * n) of the SFT problems, shuffled together. Its own
+    random stream, so the students' files are those a world without it would have."""
+    rng = random.Random(f"sodctl-tinyworld:{seed}:teacher")
+    picked = sorted(
+        rng.sample(range(len(problems)), round(TEACHER_FAULT_RETRY_FRACTION * len(problems)))
+    )
+    items: list[tuple[TinyProblem, Variant, Privileged]] = [
+        (problems[i], "fault-retry", None) for i in picked
+    ]
+    report = write_trajectories(items, prompts, _tool(tool_cfg), _tool(tool_cfg, fault_rate=1.0))
+    tools = tools_column()
+    rows = sft_rows + [{"messages": m, "tools": tools} for m in report.rows]
+    rng.shuffle(rows)
+    return rows
 
 
 def _chat_renderer() -> Callable[[list[dict[str, str]]], str]:
@@ -324,7 +363,7 @@ def _recipe(preset: str, seed: int, prompts_file: str, tool_cfg: Any) -> dict[st
 
 def _outputs() -> list[str]:
     evals = [f"eval/{BENCHMARKS[BENCH_OF[f]].file}" for f in FAMILIES]
-    return [*evals, "rl.parquet", "sft.parquet", "pretrain.parquet"] + [
+    return [*evals, "rl.parquet", "sft.parquet", "sft-teacher.parquet", "pretrain.parquet"] + [
         f"models/{s}" for s in MODEL_SLOTS
     ]
 
@@ -399,6 +438,8 @@ def build_tinyworld(
     tools = tools_column()
     sft_rows = [{"messages": m, "tools": tools} for m in expert.rows]
     _write_rows(out / "sft.parquet", sft_rows, schemas["sft"])
+    teacher = teacher_rows(sft_rows, sft_problems, prompts, tool_cfg, seed)
+    _write_rows(out / "sft-teacher.parquet", teacher, schemas["sft"])
 
     pool = [p for f in FAMILIES for p in world["pretrain"][f]]
     texts = pretrain_lines(pool, sizes.pretrain, rng, _chat_renderer())
@@ -415,6 +456,7 @@ def build_tinyworld(
             "sft_by_variant": dict(sorted(expert.variants.items())),
             "sft_dropped": dict(sorted(expert.dropped.items())),
             "sft_privileged": dict(sorted(expert.privileged.items())),
+            "sft_teacher": len(teacher),
             "pretrain": len(texts),
         },
         "models": models,

@@ -11,7 +11,10 @@ final answer (``\\boxed{}``, or a ```python block for code). Variants:
 - ``name-error``: a first call with a typo (``asn`` for ``ans``: NameError), then
   the corrected call;
 - ``indent-trap``: a first call whose indented last line the paper print rule
-  moves out of its block (IndentationError, REFERENCE §6), then a flat call.
+  moves out of its block (IndentationError, REFERENCE §6), then a flat call;
+- ``fault-retry``: the right call, which the environment fails (the tool's injected
+  fault, run through a tool that always injects it), then the same call again. Only
+  the teacher slots' SFT set shows it (``build.py``).
 
 A share of trajectories (``PRIVILEGED_FRACTIONS``) shows the OPSD teacher's
 prompt: the user turn ends with the reference solution or the hint
@@ -38,7 +41,7 @@ from sodctl.data.tinyworld.problems import TinyProblem, as_benchmark_problem
 from sodctl.rewards import grade_many
 from sodctl.tools.code_interpreter import TOOL_NAME, CodeInterpreter
 
-Variant = Literal["direct", "two-calls", "name-error", "indent-trap"]
+Variant = Literal["direct", "two-calls", "name-error", "indent-trap", "fault-retry"]
 RECOVERY_VARIANTS: tuple[Variant, ...] = ("name-error", "indent-trap")
 Privileged = Literal["solution", "hint"] | None
 PRIVILEGED_FRACTIONS: dict[str, float] = {"solution": 0.10, "hint": 0.05}
@@ -58,6 +61,7 @@ class ScriptedCall:
     say: str
     code: str
     expect: str | None
+    fault: bool = False  # run through a tool that injects its fault: the environment fails
 
 
 def opening_line(p: TinyProblem, privileged: Privileged = None) -> str:
@@ -97,6 +101,11 @@ def script(p: TinyProblem, variant: Variant, privileged: Privileged = None) -> l
             ScriptedCall(opening, p.tool_code(f"if True:\n    {p.expr}"), None),
             ScriptedCall("Fix the indent.", p.tool_code(), p.value),
         ]
+    if variant == "fault-retry":
+        return [
+            ScriptedCall(opening, p.tool_code(), None, fault=True),
+            ScriptedCall("Run it again.", p.tool_code(), p.value),
+        ]
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -122,15 +131,33 @@ class ExpertReport:
     privileged: Counter[str] = field(default_factory=Counter)  # of the kept: solution/hint/none
 
 
+def _run_calls(
+    calls: Sequence[ScriptedCall], tool: CodeInterpreter, faulty: CodeInterpreter | None
+) -> list:
+    """Every call's outcome, in order: one concurrent batch per tool."""
+    if any(c.fault for c in calls) and faulty is None:
+        raise ValueError("a fault-retry script needs the faulty tool")
+    by_tool = {False: tool, True: faulty}
+    outcomes: list = [None] * len(calls)
+    for fault, runner in by_tool.items():
+        at = [i for i, c in enumerate(calls) if c.fault is fault]
+        if at:
+            for i, out in zip(at, runner.run_many([{"code": calls[i].code} for i in at])):
+                outcomes[i] = out
+    return outcomes
+
+
 def write_trajectories(
     items: Sequence[tuple[TinyProblem, Variant, Privileged]],
     prompts: dict[str, str],
     tool: CodeInterpreter,
+    faulty: CodeInterpreter | None = None,
 ) -> ExpertReport:
-    """Run every scripted call (one concurrent batch), check, grade; keep the good ones."""
+    """Run every scripted call (one concurrent batch per tool: ``faulty`` runs the calls the
+    environment fails), check, grade; keep the good ones."""
     scripts = [script(p, v, priv) for p, v, priv in items]
     flat = [call for calls in scripts for call in calls]
-    outcomes = iter(tool.run_many([{"code": c.code} for c in flat]))
+    outcomes = iter(_run_calls(flat, tool, faulty))
     report = ExpertReport([], Counter(), Counter())
     candidates: list[tuple[int, list[dict[str, Any]], str]] = []
     for i, ((p, _variant, priv), calls) in enumerate(zip(items, scripts)):

@@ -30,6 +30,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sodctl.config.schema import sft_path_of
 from sodctl.errors import SodctlUsageError
 
 CONF_MODULE = "sodctl.engines.verl.conf"
@@ -554,12 +555,13 @@ SFT_FIDELITY: tuple[Mapping_, ...] = (
 
 
 def _sft_file(cfg: DictConfig) -> str:
-    if cfg.data.sft_path is None:
+    local = sft_path_of(cfg)
+    if local is None:
         raise SodctlUsageError(
             "the verl engine reads a local SFT parquet: set data.sft_path (sodctl data sft "
             "writes data/sft-3k/sft.parquet; sodctl data sft --build writes data/sft/sft.parquet)"
         )
-    return str(Path(cfg.data.sft_path).expanduser().resolve())
+    return str(Path(local).expanduser().resolve())
 
 
 def sft_overrides(cfg: DictConfig, *, run_dir: str | Path) -> dict[str, Any]:
