@@ -523,7 +523,7 @@ def test_sft_steps_by_size_apply_only_when_max_steps_is_null():
     from sodctl.config.schema import max_steps_of
 
     # the tiny preset's own: past every seed's copying transition
-    assert max_steps_of(_load("teacher/sft-4b", "tiny"), "sft") == 800
+    assert max_steps_of(_load("teacher/sft-4b", "tiny"), "sft") == 1200
     assert max_steps_of(_load("table1/sft-0.6b", "tiny"), "sft") == 1000
     assert max_steps_of(_load("table1/sft-1.7b", "tiny"), "sft") == 800
     by_size = ("sft.max_steps_by_size[4b]=600",)
