@@ -441,9 +441,10 @@ def _one_line_error(rc: int, err: str) -> str:
 
 @pytest.mark.integration
 def test_sft_steps_by_model_size_when_max_steps_is_null(ckpt, sft_file, tmp_path):
-    # the model's size slot picks its step count; another slot's entry is ignored
+    # the model's size slot picks its step count; another slot's entry is ignored (the 4b
+    # slot's own SFT set is pointed at the test file: the preset's teacher set otherwise)
     cfg = _cfg(ckpt, sft_file, tmp_path, "model.size=4b", "sft.max_steps_by_size[4b]=3",
-               "sft.max_steps_by_size[0.6b]=1")  # fmt: skip
+               "sft.max_steps_by_size[0.6b]=1", f"data.sft_path_by_size[4b]={sft_file}")  # fmt: skip
     train_sft(cfg)
     rows = (tmp_path / "sft-test" / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["step"] for r in rows] == [1, 2, 3]  # not the 3 epochs' 6

@@ -103,7 +103,8 @@ class DataConfig:
     sft_path: str | None = None  # a local parquet in the same schema; wins over the hub
     # A size's own SFT parquet, where it differs from sft_path (none in the paper: teacher and
     # students share the 3K set; the tiny world's teacher slots read one that also shows how to
-    # retry after an injected tool fault, standing in for what a larger model brings).
+    # retry after an injected tool fault, standing in for what a larger model brings). An
+    # entry wins over sft_path for its size: change it with data.sft_path_by_size[4b]=PATH.
     sft_path_by_size: dict[str, str] = field(default_factory=dict)
     rl_hub_repo: str = "Gen-Verse/Open-AgentRL-30K"
     rl_file: str = "Open-AgentRL-30K.parquet"
