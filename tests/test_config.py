@@ -525,7 +525,7 @@ def test_sft_steps_by_size_apply_only_when_max_steps_is_null():
     # the tiny preset's own: past every seed's copying transition
     assert max_steps_of(_load("teacher/sft-4b", "tiny"), "sft") == 1200
     assert max_steps_of(_load("table1/sft-0.6b", "tiny"), "sft") == 1000
-    assert max_steps_of(_load("table1/sft-1.7b", "tiny"), "sft") == 800
+    assert max_steps_of(_load("table1/sft-1.7b", "tiny"), "sft") == 1000
     by_size = ("sft.max_steps_by_size[4b]=600",)
     pinned = ("sft.max_steps=400", *by_size)
     assert max_steps_of(_load("teacher/sft-4b", "tiny", pinned), "sft") == 400  # max_steps wins
