@@ -90,11 +90,39 @@ def run_metadata(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, An
 
 
 def use_threads(n: int | None) -> None:
-    """Let torch use ``n`` CPU threads (``engine.threads``); None leaves torch's default."""
+    """Let torch use ``n`` CPU threads (``engine.threads``; None leaves torch's default),
+    and keep the memory a step frees for the next step (``keep_freed_memory``)."""
+    keep_freed_memory()
     if n is not None:
         import torch
 
         torch.set_num_threads(int(n))
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc's allocator to keep freed memory in the process (True if it could).
+
+    By default glibc maps every block above a threshold afresh and hands it back on free,
+    and trims the heap's top: a training or decoding step of a small model then
+    faults in and zeroes its activations anew each time (a tiny SFT step: ~6,000 page
+    faults; ~15% of an evaluation's CPU was the kernel's). With blocks up to 32 MiB
+    (glibc's largest threshold) kept on the heap and the heap never trimmed, the
+    process holds its peak memory instead. Results do not change: torch aligns every
+    buffer itself. A no-op off glibc.
+    """
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
+        return False
+    # the mmap threshold first: setting either one fixes both (no dynamic threshold),
+    # and a trim threshold alone would leave every large block mapped afresh
+    kept = mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+    return bool(kept and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:

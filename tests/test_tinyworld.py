@@ -432,6 +432,32 @@ def test_sft_trajectories_fit_the_tiny_budgets(tiny_world, corpus):
         assert whole - prompt <= cfg.eval.max_response_tokens
 
 
+def test_the_tiny_worlds_programs_import_only_what_the_tiny_sandbox_preloads(tiny_world):
+    """The tiny preset's sandbox workers leave numpy and sympy out (``tool.preload``): the
+    expert's tool calls and code answers import nothing else (so their calls are as quick)."""
+    import ast
+
+    preload = set(load_config(preset="tiny").tool.preload)
+    assert not preload & {"numpy", "sympy"}
+    programs = []
+    for corpus in ("sft.parquet", "sft-teacher.parquet"):
+        for messages in pd.read_parquet(tiny_world / corpus).messages:
+            msgs = _plain(messages)
+            programs += [
+                c["function"]["arguments"]["code"] for m in msgs for c in m.get("tool_calls", [])
+            ]
+            programs += re.findall(r"```python\n(.*?)```", msgs[-1]["content"], re.S)
+    assert len(programs) > 8000  # every call, and the code problems' answers
+    imported = {
+        alias.name.split(".")[0]
+        for code in programs
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])
+    }
+    assert imported <= preload, imported - preload
+
+
 def test_the_world_tokenizer_is_learnt_keeps_digits_whole_and_round_trips(world, tiny_world):
     """BPE merges learnt from the world's text shorten its sequences ~4x against one token
     per character; a digit is always one token (numbers are copied digit by digit)."""

@@ -373,6 +373,28 @@ def test_sandbox_fusion_executors_are_shared_per_url():
         close_executors()
 
 
+@pytest.mark.integration
+def test_local_pools_are_shared_per_preload_and_a_tool_gets_its_own():
+    probe = "import sys; print(sorted({'numpy', 'sympy', 'fractions'} & set(sys.modules)))"
+    try:
+        lean = get_executor("local", n_workers=1, preload=["fractions"])
+        assert get_executor("local") is lean  # the code grader: whichever pool exists
+        assert get_executor("local", preload=("fractions",)) is lean
+        assert lean.execute(probe, timeout_s=5).stdout == "['fractions']\n"
+        cfg = ToolConfig()  # the default preload: a pool of its own
+        tool = CodeInterpreter.from_config(cfg)
+        own = get_executor("local", preload=cfg.preload)
+        assert tool.executor is own and own is not lean
+        assert own.execute(probe, timeout_s=5).stdout == "['fractions', 'numpy', 'sympy']\n"
+        # what a call imports itself runs the same in either pool
+        code = "import sympy; print(sympy.factorint(360))"
+        assert lean.execute(code, timeout_s=30).stdout == own.execute(code, timeout_s=30).stdout
+        with pytest.raises(ValueError, match="close_executors"):
+            get_executor("local", n_workers=3, preload=["fractions"])
+    finally:
+        close_executors()
+
+
 # --- real execution ---------------------------------------------------------------------
 
 

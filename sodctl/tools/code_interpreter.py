@@ -310,7 +310,8 @@ class CodeInterpreter:
                     compile_timeout_s=tool_cfg.compile_timeout_s,
                 )
             else:
-                executor = get_executor(tool_cfg.backend)
+                preload = getattr(tool_cfg, "preload", None)
+                executor = get_executor(tool_cfg.backend, preload=preload)
         return cls(
             executor,
             timeout_s=tool_cfg.run_timeout_s,

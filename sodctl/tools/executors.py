@@ -7,6 +7,10 @@ agent loop, the reward's code grader and evaluation share one. It is created on
 first use and closed at exit (or by ``close_executors``). Creation options
 (``n_workers``, ``compile_timeout_s``) apply when the executor is created; asking
 again with a different value is an error rather than a silent second pool.
+
+Local pools are told apart by what their workers import (``preload``, the ``tool``
+config's ``preload``): a caller that names a preload gets the pool with it, and one
+that does not (the code grader) gets the first local pool made, else the default.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from sodctl.tools.local import LocalExecutor
+from sodctl.tools.local import DEFAULT_PRELOAD, LocalExecutor
 from sodctl.tools.result import ExecResult
 from sodctl.tools.sandbox_fusion import SandboxFusionExecutor
 
@@ -38,7 +42,9 @@ class Executor(Protocol):
 
 
 _lock = threading.Lock()
-_shared: dict[tuple[str, str | None], tuple[Executor, dict[str, object]]] = {}
+# (backend, sandbox URL, the local workers' preload) -> (executor, creation options)
+_Key = tuple[str, str | None, tuple[str, ...] | None]
+_shared: dict[_Key, tuple[Executor, dict[str, object]]] = {}
 
 
 def _check_args(backend: str, sandbox_url: str | None) -> None:
@@ -59,22 +65,34 @@ def get_executor(
     sandbox_url: str | None = None,
     n_workers: int | None = None,
     compile_timeout_s: float | None = None,
+    preload: Sequence[str] | None = None,
 ) -> Executor:
     """The shared executor for ``(backend, sandbox_url)``, created on first use.
 
     ``n_workers`` sizes a local pool (default: one worker per CPU);
     ``compile_timeout_s`` is sent to SandboxFusion (default 60 s). Each applies to its
-    own backend only; the URL is ignored for the local backend.
+    own backend only; the URL is ignored for the local backend. ``preload`` (local only):
+    the modules every warm worker imports, the pool with exactly those (created if need
+    be); None: the first local pool made, else one with ``DEFAULT_PRELOAD``.
     """
     _check_args(backend, sandbox_url)
     url = sandbox_url if backend == "sandbox-fusion" else None
+    modules = tuple(preload) if preload is not None and backend == "local" else None
     # Each backend has one creation option; the other one does not apply to it.
     wanted = (
         {"n_workers": n_workers} if backend == "local" else {"compile_timeout_s": compile_timeout_s}
     )
     with _lock:
-        if (backend, url) in _shared:
-            executor, options = _shared[backend, url]
+        found = next(
+            (
+                entry
+                for key, entry in _shared.items()
+                if key[:2] == (backend, url) and modules in (None, key[2])
+            ),
+            None,
+        )
+        if found is not None:
+            executor, options = found
             for name, value in wanted.items():
                 if value is not None and value != options[name]:
                     raise ValueError(
@@ -84,13 +102,13 @@ def get_executor(
                     )
             return executor
         if backend == "local":
-            executor = LocalExecutor(n_workers)
-            options = {"n_workers": executor.n_workers}
+            pool = LocalExecutor(n_workers, preload=DEFAULT_PRELOAD if modules is None else modules)
+            executor, options, modules = pool, {"n_workers": pool.n_workers}, pool.preload
         else:
             assert url is not None
             sf = SandboxFusionExecutor(url, compile_timeout_s=compile_timeout_s or 60.0)
             executor, options = sf, {"compile_timeout_s": sf.compile_timeout_s}
-        _shared[backend, url] = (executor, options)
+        _shared[backend, url, modules] = (executor, options)
         return executor
 
 

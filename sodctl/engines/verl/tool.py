@@ -80,7 +80,7 @@ class _SharedExecutor:
                 sandbox_url=self._cfg.sandbox_url,
                 compile_timeout_s=self._cfg.compile_timeout_s,
             )
-        return get_executor("local", n_workers=self._n_workers)
+        return get_executor("local", n_workers=self._n_workers, preload=self._cfg.preload)
 
     def execute(self, code: str, **kwargs: Any) -> ExecResult:
         return self._get().execute(code, **kwargs)
