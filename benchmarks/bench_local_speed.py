@@ -8,6 +8,9 @@
 3. One SFT step (forward + backward over micro-batches) with ``summed_loss`` (no attention
    mask, logits at target positions only) against the full forward with the padding mask
    and every position's logits.
+4. One SFT step of the 4b slot's shape with glibc keeping the memory a step frees
+   (``runinfo.keep_freed_memory``, as every local-engine process does) against glibc's
+   default; each in a fresh process (the setting cannot be undone), with its page faults.
 
 Prints seconds per call and the ratio plain / ours. One torch thread, as the tiny preset
 runs. Run: ``python benchmarks/bench_local_speed.py [--batch 64] [--vocab 521]``.
@@ -16,6 +19,9 @@ runs. Run: ``python benchmarks/bench_local_speed.py [--batch 64] [--vocab 521]``
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -28,6 +34,7 @@ from sodctl.models.tiny import TINY_SPECS, build_model, build_tokenizer
 from sodctl.rollout import hf_engine
 from sodctl.rollout.engine import SamplingParams
 from sodctl.rollout.hf_engine import HFEngine, sample_tokens
+from sodctl.runinfo import keep_freed_memory
 
 OURS_LOSS = supervised.summed_loss
 
@@ -64,12 +71,58 @@ def row(name: str, plain_s: float, ours_s: float) -> None:
     print(f"{name:44s} {plain_s * 1e3:9.2f} ms {ours_s * 1e3:9.2f} ms {plain_s / ours_s:6.2f}x")
 
 
+def sft_step(model, tok) -> Callable[[], None]:
+    """One SFT step of 64 tiny-world-like sequences (62-257 tokens, ~40% of them targets)."""
+    rng = torch.Generator().manual_seed(1)
+    batch = []
+    for _ in range(64):
+        n = int(torch.randint(62, 258, (1,), generator=rng))
+        ids = torch.randint(5, len(tok), (n,), generator=rng).tolist()
+        start = n * 3 // 5
+        batch.append(Example(ids, [0] * start + [1] * (n - start)))
+
+    def step() -> None:
+        accumulate_gradients(model, batch, 8, tok.pad_token_id, torch.device("cpu"))
+        model.zero_grad(set_to_none=True)
+
+    return step
+
+
+def allocator_child(mode: str) -> None:
+    """In a fresh process: seconds and page faults of one 4b-shaped SFT step."""
+    if mode == "keep":
+        keep_freed_memory()
+    tok = build_tokenizer()
+    step = sft_step(build_model(tok, TINY_SPECS["tiny"]["4b"], seed=0).train(), tok)
+    step()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    seconds = timed(step, 4)
+    print(seconds, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 5)
+
+
+def allocator_row(rounds: int = 3) -> None:
+    """The two modes' children alternate, ``rounds`` each; the median of each mode."""
+    out: dict[str, list[tuple[float, float]]] = {"default": [], "keep": []}
+    for _ in range(rounds):
+        for mode, runs in out.items():
+            child = [sys.executable, __file__, "--allocator-child", mode]
+            done = subprocess.run(child, capture_output=True, text=True, check=True)
+            seconds, faults = done.stdout.split()
+            runs.append((float(seconds), float(faults)))
+    (plain_s, plain_f), (ours_s, ours_f) = (sorted(out[m])[rounds // 2] for m in out)
+    row(f"SFT step (4b shape), freed memory kept ({rounds} runs)", plain_s, ours_s)
+    print(f"{'':44s} page faults a step: {plain_f:,.0f} -> {ours_f:,.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=64, help="rows decoded together")
     ap.add_argument("--vocab", type=int, default=521, help="vocabulary (the tiny world: 521)")
+    ap.add_argument("--allocator-child", choices=["default", "keep"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.allocator_child:
+        return allocator_child(args.allocator_child)
     print(f"{'':44s} {'plain':>12s} {'sodctl':>12s} {'ratio':>7s}")
 
     gen = torch.Generator().manual_seed(0)
@@ -96,20 +149,8 @@ def main() -> None:
         hf_engine.sample_tokens = sample_tokens
     row(f"decode {args.batch} rows x 48 tokens (0.6b shape)", plain_s, ours_s)
 
-    rng = torch.Generator().manual_seed(1)
-    batch = []
-    for _ in range(64):  # tiny-world SFT lengths: 62-257 tokens, ~40% of them targets
-        n = int(torch.randint(62, 258, (1,), generator=rng))
-        ids = torch.randint(5, len(tok), (n,), generator=rng).tolist()
-        start = n * 3 // 5
-        batch.append(Example(ids, [0] * start + [1] * (n - start)))
     model.train()
-    pad = tok.pad_token_id
-
-    def step() -> None:
-        accumulate_gradients(model, batch, 8, pad, torch.device("cpu"))
-        model.zero_grad(set_to_none=True)
-
+    step = sft_step(model, tok)
     ours_s = timed(step, 3)
     supervised.summed_loss = plain_summed_loss
     try:
@@ -117,6 +158,7 @@ def main() -> None:
     finally:
         supervised.summed_loss = OURS_LOSS
     row("SFT step, 64 sequences in micro-batches of 8", plain_s, ours_s)
+    allocator_row()
 
 
 if __name__ == "__main__":

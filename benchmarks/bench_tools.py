@@ -1,7 +1,9 @@
 """Benchmark of the local code executor against one fresh subprocess per call, side by side.
 
 Per-call latency (p50 / p95, sequential) and throughput (calls/s, as many concurrent
-callers as workers) for trivial code and for code that imports numpy and sympy.
+callers as workers) for trivial code and for code that imports numpy and sympy; and
+trivial code on workers that preload neither (the tiny preset's ``tool.preload``): a
+call forks its worker, and a smaller worker forks faster.
 Targets: p50 <= 10 ms for trivial code; >= 5x the baseline's calls/s with sympy.
 Run: ``python benchmarks/bench_tools.py [--calls N]``.
 """
@@ -22,6 +24,9 @@ CODES = {
     "trivial": "print(1 + 1)",
     "numpy+sympy": "import numpy as np, sympy as sp\nprint(int(np.arange(10).sum()), sp.factorint(2**20 - 1))",
 }
+
+
+LEAN = ("math", "re", "json")  # the tiny preset's tool.preload
 
 
 def baseline(code: str) -> None:
@@ -58,10 +63,19 @@ def main() -> None:
                     lambda c=code: baseline(c), max(10, args.calls // 3), workers
                 ),
             }
+            if name == "trivial":
+                trivial_rate = rows["local"][2]
             for kind, (p50, p95, rate) in rows.items():
                 print(f"{name:12s} {kind:10s} {p50 * 1e3:8.1f} {p95 * 1e3:8.1f} {rate:8.1f}")
             ratio = rows["local"][2] / rows["subprocess"][2]
             print(f"{name:12s} local / subprocess throughput: {ratio:.1f}x")
+        with LocalExecutor(workers, preload=LEAN) as lean:
+            lean.execute("pass")
+            p50, p95, rate = measure(
+                lambda: lean.execute(CODES["trivial"], timeout_s=30), args.calls, workers
+            )
+            print(f"{'trivial':12s} {'lean':10s} {p50 * 1e3:8.1f} {p95 * 1e3:8.1f} {rate:8.1f}")
+            print(f"{'trivial':12s} lean / local throughput: {rate / trivial_rate:.2f}x")
         print("targets: trivial p50 <= 10 ms; numpy+sympy throughput >= 5x the subprocess baseline")
 
 
