@@ -18,6 +18,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from sodctl.config import load_config
 from sodctl.tools import LocalExecutor
 
 CODES = {
@@ -26,7 +27,7 @@ CODES = {
 }
 
 
-LEAN = ("math", "re", "json")  # the tiny preset's tool.preload
+LEAN = tuple(load_config(preset="tiny").tool.preload)  # read, so the two never drift
 
 
 def baseline(code: str) -> None:
