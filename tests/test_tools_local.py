@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import textwrap
 
 import pytest
@@ -212,3 +214,23 @@ def test_two_executors_never_share_a_sandbox_uid(ex):
     assert r.status == "ok", r.stderr
     if ROOT:
         assert r.stdout not in uids
+
+
+def test_a_call_imports_what_lives_under_the_private_tmp(monkeypatch, tmp_path):
+    # a virtualenv in /tmp: the call's private /tmp must not hide the packages it holds,
+    # and must still hide the rest of /tmp
+    site = tempfile.mkdtemp(prefix="sodctl-site-", dir="/tmp")
+    try:
+        os.chmod(site, 0o755)
+        module = os.path.join(site, "sodctl_probe_site.py")
+        with open(module, "w") as f:
+            f.write("VALUE = 42\n")
+        os.chmod(module, 0o644)
+        monkeypatch.syspath_prepend(site)  # what a worker's PYTHONPATH is made of
+        with LocalExecutor(n_workers=1, preload=["fractions"]) as lean:
+            r = run(lean, "import sodctl_probe_site as m; print(m.VALUE)")
+            assert (r.status, r.stdout) == ("ok", "42\n"), r.stderr
+            r = run(lean, f"import os; print(os.path.exists({str(tmp_path)!r}))")
+            assert r.stdout == ("False\n" if r.network_isolated else "True\n")
+    finally:
+        shutil.rmtree(site)

@@ -8,7 +8,8 @@ leaks from one call to the next. The child, before running the code:
 * starts a new session (its own process group, killed whole at the end);
 * when the OS allows (root or CAP_SYS_ADMIN): enters new network and mount
   namespaces -> no network at all (only a down loopback), and private tmpfs
-  mounts on /tmp, /var/tmp and /dev/shm, so nothing it writes there survives it;
+  mounts on /tmp, /var/tmp and /dev/shm, so nothing it writes there survives it (a
+  Python installation under one of them, a virtualenv in /tmp, is bound back into it);
 * when running as root: drops to a uid of its own (one per live worker on the
   machine, claimed with a lock file, so concurrent executors never share one), so it
   cannot signal the worker, read other processes' environments or write
@@ -99,6 +100,35 @@ MS_BIND = 0x1000
 PR_SET_CHILD_SUBREAPER = 36
 
 
+def _python_dirs() -> set[str]:
+    """Where the interpreter and its packages live: what a call must still see to import."""
+    return {sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)}
+
+
+def _cover(path: str, options: bytes, keep: set[str]) -> bool:
+    """Mount a fresh tmpfs on ``path``, binding back the top-level directories under it
+    that hold one of ``keep`` (the rest of ``path`` goes out of sight). False if the mount
+    failed. Needs a mount namespace of this process's own."""
+    tops = sorted(
+        {
+            os.path.join(path, os.path.relpath(p, path).split(os.sep)[0])
+            for p in keep
+            if p.startswith(path + "/")
+        }
+    )
+    fds = {top: os.open(top, os.O_PATH) for top in tops if os.path.isdir(top)}
+    try:
+        if _libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, options) != 0:
+            return False
+        for top, fd in fds.items():
+            os.mkdir(top, 0o755)
+            _libc.mount(f"/proc/self/fd/{fd}".encode(), top.encode(), None, MS_BIND | MS_REC, None)
+        return True
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
 def _share_python_install() -> None:
     """Let the sandbox uid read the Python installation when it lives in root's private home.
 
@@ -106,35 +136,25 @@ def _share_python_install() -> None:
     the directories holding the interpreter and its packages are bound back into it; the
     rest of /root stays out of sight.
     """
-    needed = [
-        p
-        for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}
-        if p.startswith("/root/")
-    ]
-    if not needed or _libc.unshare(CLONE_NEWNS) != 0:
+    keep = _python_dirs()
+    if not any(p.startswith("/root/") for p in keep) or _libc.unshare(CLONE_NEWNS) != 0:
         return
     _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
-    tops = sorted(
-        {"/root/" + p.split("/")[2] for p in needed if os.path.exists("/root/" + p.split("/")[2])}
-    )
-    fds = {top: os.open(top, os.O_PATH) for top in tops}
-    if _libc.mount(b"tmpfs", b"/root", b"tmpfs", 0, b"size=1m,mode=0755") != 0:
-        return
-    for top, fd in fds.items():
-        os.mkdir(top)
-        _libc.mount(f"/proc/self/fd/{fd}".encode(), top.encode(), None, MS_BIND | MS_REC, None)
-        os.close(fd)
+    _cover("/root", b"size=1m,mode=0755", keep)
 
 
 def _enter_mount_namespace() -> bool:
-    """A private mount namespace with fresh tmpfs on the world-writable places; False if not permitted."""
+    """A private mount namespace with fresh tmpfs on the world-writable places; False if not
+    permitted. A Python installation under one of them (a virtualenv in /tmp) is bound back,
+    or a call could not import what the worker did not preload."""
     if _libc.unshare(CLONE_NEWNS) != 0:
         return False
     if _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         return False
-    for path in (b"/tmp", b"/var/tmp", b"/dev/shm"):
+    keep = _python_dirs()
+    for path in ("/tmp", "/var/tmp", "/dev/shm"):
         if os.path.isdir(path):
-            _libc.mount(b"tmpfs", path, b"tmpfs", 0, b"size=256m,mode=1777")
+            _cover(path, b"size=256m,mode=1777", keep)
     return True
 
 
