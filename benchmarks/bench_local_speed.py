@@ -5,10 +5,13 @@
    of rollouts' logits: top-p 0.6 (evaluation) and 1.0 (training rollouts).
 2. Decoding: ``HFEngine.generate`` on a tiny model of the tiny world's 0.6b shape, with its
    sampler and with the plain one swapped in (same model, prompts and lengths).
-3. One SFT step (forward + backward over micro-batches) with ``summed_loss`` (no attention
+3. Decode steps through ``Qwen3Decoder`` (``HFEngine``'s default for Qwen3 models: the
+   same tokens) against the model's own forward, for the 0.6b, 1.7b and 4b slots' shapes,
+   on left-padded prompts of mixed lengths.
+4. One SFT step (forward + backward over micro-batches) with ``summed_loss`` (no attention
    mask, logits at target positions only) against the full forward with the padding mask
    and every position's logits.
-4. One SFT step of the 4b slot's shape with glibc keeping the memory a step frees
+5. One SFT step of the 4b slot's shape with glibc keeping the memory a step frees
    (``runinfo.keep_freed_memory``, as every local-engine process does) against glibc's
    default; each in a fresh process (the setting cannot be undone), with its page faults.
 
@@ -148,6 +151,21 @@ def main() -> None:
     finally:
         hf_engine.sample_tokens = sample_tokens
     row(f"decode {args.batch} rows x 48 tokens (0.6b shape)", plain_s, ours_s)
+
+    texts = ["Compute 12 * 34 + 5.", "What is 7 squared, plus the answer to 3 + 4?", "Add 2."]
+    mixed = [tok(texts[i % 3])["input_ids"] for i in range(args.batch)]
+    long = SamplingParams(temperature=1.0, top_p=0.6, max_new_tokens=96, seed=0)
+    for size in ("0.6b", "1.7b", "4b"):
+        slot = build_model(tok, TINY_SPECS["tiny"][size], seed=0)
+        fast, plain = (
+            HFEngine(slot, tok, max_batch_size=args.batch),
+            HFEngine(slot, tok, max_batch_size=args.batch, fast_decode=False),
+        )
+        row(
+            f"decode {args.batch} mixed x 96, Qwen3Decoder ({size})",
+            timed(lambda e=plain: e.generate(mixed, long), 3),
+            timed(lambda e=fast: e.generate(mixed, long), 3),
+        )
 
     model.train()
     step = sft_step(model, tok)

@@ -6,9 +6,10 @@ import pytest
 import torch
 from rollout_fixtures import PROMPTS, TOK
 
-from sodctl.models.tiny import build_model, create_tiny_checkpoint
+from sodctl.models.tiny import TINY_SPECS, build_model, create_tiny_checkpoint
 from sodctl.rollout.engine import GenerationEngine, SamplingParams
 from sodctl.rollout.hf_engine import HFEngine, nucleus, sample_tokens, sequence_log_probs
+from sodctl.rollout.qwen3_decode import Qwen3Decoder
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +179,41 @@ def test_from_pretrained_round_trip(tmp_path):
     assert [o.token_ids for o in eng.generate(PROMPTS, p)] == [
         o.token_ids for o in direct.generate(PROMPTS, p)
     ]
+
+
+# --- the Qwen3 decode path: the same tokens and log-probs as the model's own forward ----------
+
+
+def _same_completions(model, prompts, params) -> None:
+    fast, plain = HFEngine(model, TOK), HFEngine(model, TOK, fast_decode=False)
+    assert fast.fast_decode and not plain.fast_decode
+    a, b = fast.generate(prompts, params), plain.generate(prompts, params)
+    assert [(o.token_ids, o.log_probs, o.finish_reason) for o in a] == [
+        (o.token_ids, o.log_probs, o.finish_reason) for o in b
+    ]
+
+
+@pytest.mark.parametrize("size", sorted(TINY_SPECS["tiny"]))
+def test_fast_decode_is_bit_identical_on_every_zoo_shape(size):
+    # grouped-query (0.6b, 4b, 14b) and plain (1.7b) attention; padded prompts, then equal
+    # lengths (transformers then gives SDPA no mask at all); sampling and greedy
+    model = build_model(TOK, TINY_SPECS["tiny"][size], seed=1)
+    with torch.no_grad():  # sharper than a fresh init, so that rows differ and some stop
+        for p in model.parameters():
+            p.mul_(2.5)
+    params = SamplingParams(max_new_tokens=40, top_p=0.9, seed=5, stop=("</code>",))
+    _same_completions(model, PROMPTS, params)
+    _same_completions(model, [PROMPTS[2]] * 3, params)
+    _same_completions(model, PROMPTS, SamplingParams(max_new_tokens=20, temperature=0))
+
+
+def test_fast_decode_cache_growth(monkeypatch):
+    monkeypatch.setattr(Qwen3Decoder, "HEADROOM", 3)  # grows at 3, 6, 12, 24 new tokens
+    _same_completions(build_model(TOK, seed=2), PROMPTS, SamplingParams(max_new_tokens=30, seed=1))
+
+
+def test_fast_decode_only_where_it_is_the_same_arithmetic():
+    model = build_model(TOK, seed=0)
+    assert Qwen3Decoder.supports(model)
+    model.config._attn_implementation = "eager"  # eager attention: softmax of its own
+    assert not Qwen3Decoder.supports(model) and not HFEngine(model, TOK).fast_decode

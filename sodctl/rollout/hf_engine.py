@@ -1,7 +1,8 @@
 """The transformers generation engine: batched sampling with a KV cache, CPU or GPU.
 
 Prompts of a batch are left-padded and decoded together, one token per forward
-pass, through the model's KV cache. Sampling follows ``SamplingParams``
+pass, through the model's KV cache (for Qwen3 models through ``Qwen3Decoder``:
+the same logits, bit for bit on CPU, for less overhead). Sampling follows ``SamplingParams``
 (temperature, top-p, top-k, stop strings, a seed); the log-prob reported for
 each token is ``log_softmax(logits / temperature)`` of the sampled token, before
 top-p/top-k truncation (the contract in ``engine.py``). With the same seed, the
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor
 
 from sodctl.rollout.engine import Completion, FinishReason, SamplingParams, end_token_ids
+from sodctl.rollout.qwen3_decode import Qwen3Decoder
 
 
 def _cache_kwarg(model) -> str:
@@ -73,12 +75,19 @@ def sample_tokens(logp_BV: Tensor, top_p: float, top_k: int, generator: torch.Ge
 
 
 class HFEngine:
-    """Generation with a ``transformers`` causal LM (``GenerationEngine`` protocol)."""
+    """Generation with a ``transformers`` causal LM (``GenerationEngine`` protocol).
 
-    def __init__(self, model, tokenizer, *, max_batch_size: int = 64) -> None:
+    ``fast_decode`` (default): a Qwen3 model decodes through ``Qwen3Decoder``, the same
+    logits for less overhead; any other model, or ``fast_decode=False``, through its forward.
+    """
+
+    def __init__(
+        self, model, tokenizer, *, max_batch_size: int = 64, fast_decode: bool = True
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
+        self.fast_decode = fast_decode and Qwen3Decoder.supports(self.model)
         self._cache_kw = _cache_kwarg(model)
         self._eos = end_token_ids(tokenizer, getattr(model.generation_config, "eos_token_id", None))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos[0]
@@ -151,12 +160,20 @@ class HFEngine:
             logits_to_keep=1,
             **kw,
         )
+        cache = outputs["cache"] if "cache" in outputs else outputs["past_key_values"]
+        decoder = (
+            Qwen3Decoder(self.model, cache, attn_BL, params.max_new_tokens)
+            if self.fast_decode
+            else None
+        )
+        logits_BV = outputs.logits[:, -1, :]
+        del outputs
         active_B = torch.ones(B, dtype=torch.bool, device=dev)
-        pad_only_1V = torch.full((1, outputs.logits.shape[-1]), float("-inf"), device=dev)
+        pad_only_1V = torch.full((1, logits_BV.shape[-1]), float("-inf"), device=dev)
         pad_only_1V[0, self.pad_id] = 0.0
         last_pos_B = pos_BL[:, -1]
         for step in range(params.max_new_tokens):
-            logits_BV = outputs.logits[:, -1, :].float()
+            logits_BV = logits_BV.float()
             if params.temperature > 0:
                 logp_BV = torch.log_softmax(logits_BV / params.temperature, dim=-1)
                 # finished rows draw the pad token for sure: a flat row would widen the nucleus
@@ -195,19 +212,19 @@ class HFEngine:
             if not bool(active_B.any()) or step == params.max_new_tokens - 1:
                 break
             last_pos_B = last_pos_B + 1
+            if decoder is not None:
+                logits_BV = decoder.step(tok_B, last_pos_B)
+                continue
             attn_BL = torch.cat([attn_BL, torch.ones((B, 1), dtype=torch.long, device=dev)], dim=1)
-            kw = {
-                self._cache_kw: outputs["cache"]
-                if "cache" in outputs
-                else outputs["past_key_values"]
-            }
             outputs = self.model(
                 input_ids=tok_B[:, None],
                 attention_mask=attn_BL,
                 position_ids=last_pos_B[:, None],
                 use_cache=True,
-                **kw,
+                **{self._cache_kw: cache},
             )
+            cache = outputs["cache"] if "cache" in outputs else outputs["past_key_values"]
+            logits_BV = outputs.logits[:, -1, :]
         return [
             Completion(
                 token_ids=new_ids[b],
