@@ -39,6 +39,7 @@ from rich.table import Table
 from sodctl.commands.common import load, option_overrides
 from sodctl.config import final_model_dir, method_spec, run_root
 from sodctl.errors import SodctlUsageError
+from sodctl.runinfo import use_cpu_capability
 
 
 @dataclass
@@ -380,6 +381,10 @@ def run_pipeline(
         base = load(plan[0][1], overrides, preset=preset, options=option_overrides(seed=seed))
         report.seeds.append(int(base.seed))
         report.config = base
+        # before the world's first tensor operation: ATen picks its kernels once a process,
+        # and the steps' processes inherit the choice
+        if base.engine.cpu_capability is not None:
+            use_cpu_capability(base.engine.cpu_capability)
         extra = seed_overrides(base, seed, multi, overrides)
         sizes = plan_sizes(plan, preset, [*overrides, *extra])
         if int(base.engine.jobs) > 1:

@@ -8,6 +8,7 @@ never imports torch, transformers, verl or vLLM.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import random
@@ -60,16 +61,32 @@ def git_info(path: Path | None = None) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": dirty}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; else what ``platform`` knows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_info() -> dict[str, Any]:
-    """The machine a result came from: OS, architecture, CPU count, accelerators."""
+    """The machine a result came from: OS, architecture, CPU (and the ATen kernels this
+    process runs, once torch is imported: CPU results depend on them), accelerators."""
     info: dict[str, Any] = {
         "system": f"{platform.system()} {platform.machine()}",
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "hostname": socket.gethostname(),
         "gpus": [],
     }
     torch = sys.modules.get("torch")
+    if torch is not None:
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability().lower()
     if torch is not None and torch.cuda.is_available():
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return info
@@ -89,14 +106,44 @@ def run_metadata(cfg: DictConfig, argv: list[str] | None = None) -> dict[str, An
     }
 
 
-def use_threads(n: int | None) -> None:
-    """Let torch use ``n`` CPU threads (``engine.threads``; None leaves torch's default),
-    and keep the memory a step frees for the next step (``keep_freed_memory``)."""
+def use_threads(n: int | None, capability: str | None = None) -> None:
+    """Let torch use ``n`` CPU threads (``engine.threads``; None leaves torch's default) and
+    ATen's ``capability`` kernels (``engine.cpu_capability``; ``use_cpu_capability``), and
+    keep the memory a step frees for the next step (``keep_freed_memory``)."""
     keep_freed_memory()
+    if capability is not None:
+        use_cpu_capability(capability)
     if n is not None:
         import torch
 
         torch.set_num_threads(int(n))
+
+
+def use_cpu_capability(capability: str) -> bool:
+    """Run ATen's ``capability`` CPU kernels (e.g. avx2) in this process and its children;
+    True if they are the ones it runs.
+
+    ATen picks its kernels once, at the process's first tensor operation, from
+    ``ATEN_CPU_CAPABILITY`` (else the best the CPU has), so this must come before any. A
+    float sum's order, hence the last bit of every result, depends on the choice: a seed on
+    an AVX-512 machine reproduces an AVX2 machine's numbers only under avx2. A warning says
+    when the kernels could not be had (too late, or not this CPU's), not an error: the run
+    is sound, only not bit-identical to runs made with them.
+    """
+    import torch
+
+    os.environ["ATEN_CPU_CAPABILITY"] = capability
+    running = torch.backends.cpu.get_cpu_capability().lower()
+    if running == capability.lower():
+        return True
+    logging.getLogger(__name__).warning(
+        "engine.cpu_capability=%s: this process runs ATen's %s kernels (the CPU lacks the "
+        "ones asked for, or a tensor operation came first), so its results will differ bit "
+        "for bit from runs made with them",
+        capability,
+        running,
+    )
+    return False
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)

@@ -435,6 +435,9 @@ def test_ranges_and_cross_field_rules():
     assert "tool.sandbox_url" in _usage_error(overrides=["tool.backend=sandbox-fusion"])
     assert "pattern_low" in _usage_error(overrides=["sod.pattern_low=0.9"])
     assert "unknown benchmark 'aime23'" in _usage_error(overrides=["eval.benches=[aime23]"])
+    msg = _usage_error(overrides=["engine.cpu_capability=avx3"])
+    assert "'engine.cpu_capability' must be one of default, avx2, avx512" in msg
+    assert load_config(preset="tiny").engine.cpu_capability == "avx2"
     load_config(
         overrides=["tool.backend=sandbox-fusion", "tool.sandbox_url=http://h:8080/run_code"]
     )

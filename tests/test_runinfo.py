@@ -130,3 +130,36 @@ def test_keep_freed_memory_stops_steps_faulting_their_memory_in_again():
     kept, default = faults("keep"), faults("default")
     # 20 steps of 58 MiB: by default most of it is mapped and faulted in again each step
     assert kept * 3 < default, (kept, default)
+
+
+_CAPABILITY = """
+import logging, subprocess, sys
+import torch
+from sodctl.runinfo import machine_info, use_cpu_capability
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+chosen = use_cpu_capability("default")  # before any tensor operation: taken
+torch.ones(8).sum()
+late = use_cpu_capability(sys.argv[1])  # after one: ATen has chosen, a warning says so
+child = subprocess.run(  # a step's process runs what was asked, from its first operation
+    [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+    capture_output=True, text=True, check=True,
+).stdout.strip()
+print(chosen, late, torch.backends.cpu.get_cpu_capability(), child, machine_info()["cpu_capability"])
+"""
+
+
+def test_cpu_capability_is_taken_before_the_first_operation_and_inherited():
+    import subprocess
+
+    best = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    if best == "DEFAULT":
+        pytest.skip("this CPU has no vector kernels to choose between")
+    out = subprocess.run(
+        [sys.executable, "-c", _CAPABILITY, best.lower()], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "DEFAULT", best, "default"]
+    assert f"engine.cpu_capability={best.lower()}: this process runs ATen's default" in out.stderr

@@ -361,6 +361,10 @@ class LoggingConfig:
     log_every: int = 1
 
 
+# the values ATen's ATEN_CPU_CAPABILITY takes (x86, Arm, POWER, s390x)
+CPU_CAPABILITIES = ("default", "avx2", "avx512", "sve256", "vsx", "zvector")
+
+
 @dataclass
 class EngineConfig:
     """Which training driver runs the stage, and on what hardware."""
@@ -370,6 +374,10 @@ class EngineConfig:
     # local engine: torch's CPU threads (null: torch's default, one per core). CPU results
     # depend on it (the order of float sums), so a preset that wants one table fixes it.
     threads: int | None = None
+    # local engine: ATen's CPU kernels (avx2, avx512, default; null: the best this CPU has).
+    # CPU results depend on them too: the same seed on an AVX-512 machine differs bit for bit
+    # from an AVX2-only one, unless both run avx2 (ATEN_CPU_CAPABILITY, set for the process)
+    cpu_capability: str | None = None
     # reproduce / ablate on the local engine: steps run at once, each in its own process
     # (a step starts once the steps that make its models are done)
     jobs: int = 1
@@ -572,6 +580,11 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("eval.limit", _optional_positive, "a positive integer or null"),
     ("engine.threads", _optional_positive, "a positive integer or null (torch's default)"),
     ("engine.jobs", _positive, "a positive integer (1: one step at a time)"),
+    (
+        "engine.cpu_capability",
+        lambda x: x is None or x in CPU_CAPABILITIES,
+        f"one of {', '.join(CPU_CAPABILITIES)} or null (the best this CPU has)",
+    ),
     ("logging.log_every", _positive, "a positive integer"),
     ("engine.n_gpus_per_node", _positive, "a positive integer"),
     ("engine.nnodes", _positive, "a positive integer"),

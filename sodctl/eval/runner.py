@@ -378,7 +378,7 @@ def make_engine(cfg, model_path: str):
     from sodctl.rollout.hf_engine import HFEngine
     from sodctl.runinfo import use_threads
 
-    use_threads(cfg.engine.threads)
+    use_threads(cfg.engine.threads, cfg.engine.cpu_capability)
     return HFEngine.from_pretrained(
         model_path,
         dtype=cfg.model.dtype,

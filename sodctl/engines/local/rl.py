@@ -317,7 +317,7 @@ def train_rl(
     from sodctl.rewards import training_rewards, verl_num_turns
 
     seed_everything(cfg.seed)
-    use_threads(cfg.engine.threads)
+    use_threads(cfg.engine.threads, cfg.engine.cpu_capability)
     device = resolve_device(cfg.engine.device)
     data = load_rl_problems(cfg)  # inputs first: bad ones must not leave a run directory behind
     tr = RLTrainer(cfg, method, device)

@@ -247,7 +247,7 @@ def train_supervised(
         console.print(f"{section}: {run.final} exists: already finished")
         return run.final
     seed_everything(cfg.seed)
-    use_threads(cfg.engine.threads)
+    use_threads(cfg.engine.threads, cfg.engine.cpu_capability)
     device = resolve_device(cfg.engine.device)
     ckpt = run.latest_checkpoint() if resume else None
     # "auto" trains float32 master weights (bf16 autocast on CUDA), as verl's SFT does.
