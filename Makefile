@@ -13,7 +13,7 @@ install:
 	@$(PYTHON) -m pip install -q -e ".[test]"
 
 # The whole pipeline in miniature (tiny world -> pretrain -> SFT -> GRPO teacher -> every
-# student method -> avg@k -> Table 1): about 32 minutes on 2 cores. `--preset smoke`
+# student method -> avg@k -> Table 1): about 27-32 minutes on 2 cores. `--preset smoke`
 # runs every stage for two steps in ~3 minutes (plumbing only; the tests run it).
 demo: install
 	$(PYTHON) -m sodctl reproduce table1 --preset tiny
