@@ -39,6 +39,7 @@ def test_reproduce_table1_smoke_end_to_end_and_cached(tmp_path, capsys):
     # where the table came from: seeds, commit, machine, every stage's wall time
     prov = json.loads((results / "table1.provenance.json").read_text())
     assert prov["seeds"] == [42] and prov["preset"] == "smoke" and prov["machine"]["cpus"]
+    assert prov["machine"]["cpu"] and prov["machine"]["cpu_capability"]  # CPU results hang on it
     assert {s["command"] for s in prov["stages"]} >= {"data", "pretrain", "sft", "train", "eval"}
     assert prov["total_seconds"] == pytest.approx(
         sum(s["seconds"] for s in prov["stages"]), abs=0.2
