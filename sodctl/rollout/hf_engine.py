@@ -30,6 +30,11 @@ def _cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def _cache_of(outputs):
+    """The KV cache a forward returned (``cache`` in transformers 5, ``past_key_values`` in 4.x)."""
+    return outputs["cache"] if "cache" in outputs else outputs["past_key_values"]
+
+
 def nucleus(logp_BV: Tensor, top_p: float, top_k: int) -> tuple[Tensor, Tensor | None]:
     """The tokens a draw may pick, and their renormalised probabilities: ``(probs_BM, ids_BM)``.
 
@@ -160,7 +165,7 @@ class HFEngine:
             logits_to_keep=1,
             **kw,
         )
-        cache = outputs["cache"] if "cache" in outputs else outputs["past_key_values"]
+        cache = _cache_of(outputs)
         decoder = (
             Qwen3Decoder(self.model, cache, attn_BL, params.max_new_tokens)
             if self.fast_decode
@@ -223,7 +228,7 @@ class HFEngine:
                 use_cache=True,
                 **{self._cache_kw: cache},
             )
-            cache = outputs["cache"] if "cache" in outputs else outputs["past_key_values"]
+            cache = _cache_of(outputs)
             logits_BV = outputs.logits[:, -1, :]
         return [
             Completion(
