@@ -7,7 +7,7 @@ for every token. ``Qwen3Decoder`` runs the step from the model's own weights,
 rotary module and attention function, on a KV cache allocated ahead (grown by
 doubling), with the mask transformers builds for SDPA (none without padding,
 the padding mask otherwise). Its logits equal the model's own bit for bit on CPU
-(``tests/test_rollout_qwen3_decode.py``), so sampling draws the same tokens.
+(``tests/test_engine_hf.py``), so sampling draws the same tokens.
 
 Anything it does not cover decodes through the model's forward (``supports``):
 another architecture, sliding-window layers, an attention implementation other
@@ -29,10 +29,13 @@ def _rms(x: Tensor, norm) -> Tensor:
     return norm.weight * x.to(dtype)
 
 
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """``apply_rotary_pos_emb`` for one tensor (cos/sin already broadcastable)."""
-    half = x.shape[-1] // 2
-    return (x * cos) + (torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin)
+def _extend(buf: Tensor, dim: int, used: int, capacity: int) -> Tensor:
+    """A zeroed copy of ``buf`` holding ``capacity`` along ``dim``, its first ``used`` kept."""
+    shape = list(buf.shape)
+    shape[dim] = capacity
+    out = buf.new_zeros(shape)
+    out.narrow(dim, 0, used).copy_(buf.narrow(dim, 0, used))
+    return out
 
 
 def _cache_tensors(cache) -> list[tuple[Tensor, Tensor]]:
@@ -65,39 +68,29 @@ class Qwen3Decoder:
 
     def __init__(self, model, cache, attention_mask_BL: Tensor, max_new_tokens: int) -> None:
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+        from transformers.models.qwen3.modeling_qwen3 import apply_rotary_pos_emb
 
+        self.rotate = apply_rotary_pos_emb
         self.model = model
         self.layers = list(model.model.layers)
         self.attend = ALL_ATTENTION_FUNCTIONS["sdpa"]
         kv = _cache_tensors(cache)
-        B, KV, T, D = kv[0][0].shape
+        T = kv[0][0].shape[2]
         self.length = T
         self.max_length = T + max_new_tokens
         capacity = min(self.max_length, T + self.HEADROOM)
-        self.keys = [k.new_zeros((B, KV, capacity, D)) for k, _ in kv]
-        self.values = [v.new_zeros((B, KV, capacity, D)) for _, v in kv]
-        for buf, (k, v) in zip(zip(self.keys, self.values), kv):
-            buf[0][:, :, :T] = k
-            buf[1][:, :, :T] = v
+        self.keys = [_extend(k, 2, T, capacity) for k, _ in kv]
+        self.values = [_extend(v, 2, T, capacity) for _, v in kv]
         # the mask transformers gives SDPA for one query token: none when nothing is padded
         self.padded = not bool(attention_mask_BL.all())
-        self.attend_BC = attention_mask_BL.new_zeros((B, capacity), dtype=torch.bool)
-        self.attend_BC[:, :T] = attention_mask_BL.bool()
+        self.attend_BC = _extend(attention_mask_BL.bool(), 1, T, capacity)
 
     def _grow(self) -> None:
         capacity = min(self.max_length, 2 * self.keys[0].shape[2])
         T = self.length
-
-        def grown(buf: Tensor) -> Tensor:
-            new = buf.new_zeros((*buf.shape[:2], capacity, buf.shape[3]))
-            new[:, :, :T] = buf[:, :, :T]
-            return new
-
-        self.keys = [grown(k) for k in self.keys]
-        self.values = [grown(v) for v in self.values]
-        mask = self.attend_BC.new_zeros((self.attend_BC.shape[0], capacity))
-        mask[:, :T] = self.attend_BC[:, :T]
-        self.attend_BC = mask
+        self.keys = [_extend(k, 2, T, capacity) for k in self.keys]
+        self.values = [_extend(v, 2, T, capacity) for v in self.values]
+        self.attend_BC = _extend(self.attend_BC, 1, T, capacity)
 
     @torch.inference_mode()
     def step(self, tokens_B: Tensor, positions_B: Tensor) -> Tensor:
@@ -110,8 +103,7 @@ class Qwen3Decoder:
         self.attend_BC[:, t] = True
         model = self.model
         x = model.model.embed_tokens(tokens_B[:, None])  # (B, 1, d)
-        cos, sin = model.model.rotary_emb(x, positions_B[:, None])
-        cos, sin = cos[:, None], sin[:, None]  # broadcast over heads
+        cos, sin = model.model.rotary_emb(x, positions_B[:, None])  # (B, 1, D)
         mask = self.attend_BC[:, None, None, : t + 1] if self.padded else None
         B = x.shape[0]
         for i, layer in enumerate(self.layers):
@@ -120,8 +112,8 @@ class Qwen3Decoder:
             q = _rms(F.linear(h, attn.q_proj.weight).view(B, 1, -1, attn.head_dim), attn.q_norm)
             k = _rms(F.linear(h, attn.k_proj.weight).view(B, 1, -1, attn.head_dim), attn.k_norm)
             v = F.linear(h, attn.v_proj.weight).view(B, 1, -1, attn.head_dim)
-            q = _rotate(q.transpose(1, 2), cos, sin)
-            self.keys[i][:, :, t] = _rotate(k.transpose(1, 2), cos, sin)[:, :, 0]
+            q, k = self.rotate(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+            self.keys[i][:, :, t] = k[:, :, 0]
             self.values[i][:, :, t] = v[:, 0]
             o, _ = self.attend(
                 attn,

@@ -105,10 +105,10 @@ def _python_dirs() -> set[str]:
     return {sys.prefix, sys.base_prefix, sys.exec_prefix, *(p for p in sys.path if p)}
 
 
-def _cover(path: str, options: bytes, keep: set[str]) -> bool:
+def _cover(path: str, options: bytes, keep: set[str]) -> None:
     """Mount a fresh tmpfs on ``path``, binding back the top-level directories under it
-    that hold one of ``keep`` (the rest of ``path`` goes out of sight). False if the mount
-    failed. Needs a mount namespace of this process's own."""
+    that hold one of ``keep`` (the rest of ``path`` goes out of sight; nothing if the mount
+    fails). Needs a mount namespace of this process's own."""
     tops = sorted(
         {
             os.path.join(path, os.path.relpath(p, path).split(os.sep)[0])
@@ -119,11 +119,10 @@ def _cover(path: str, options: bytes, keep: set[str]) -> bool:
     fds = {top: os.open(top, os.O_PATH) for top in tops if os.path.isdir(top)}
     try:
         if _libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, options) != 0:
-            return False
+            return
         for top, fd in fds.items():
             os.mkdir(top, 0o755)
             _libc.mount(f"/proc/self/fd/{fd}".encode(), top.encode(), None, MS_BIND | MS_REC, None)
-        return True
     finally:
         for fd in fds.values():
             os.close(fd)
